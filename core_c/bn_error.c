@@ -1,3 +1,6 @@
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* strnlen */
+#endif
 #include "bn_error.h"
 
 #include <stdarg.h>
@@ -22,9 +25,14 @@ void bn_error_prefix(bn_error *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    char old[BN_ERROR_MSG_MAX];
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* new message = prefix + ": " + old message, cut to the buffer */
+    size_t np = strlen(prefix), no = strnlen(err->msg, sizeof err->msg - 1), cap = sizeof err->msg - 1;
+    if (np + 2 > cap) np = cap - 2;
+    if (np + 2 + no > cap) no = cap - np - 2;
+    memmove(err->msg + np + 2, err->msg, no);
+    memcpy(err->msg, prefix, np);
+    memcpy(err->msg + np, ": ", 2);
+    err->msg[np + 2 + no] = '\0';
 }
 
 void bn_error_clear(bn_error *err) {

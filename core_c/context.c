@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "matmul.h"
+#include "tensor_types.h"
 
 /* ---- creation ----------------------------------------------------------------- */
 
@@ -43,7 +44,7 @@ static void *alloc_array(size_t a, size_t b, size_t elem) {
 }
 
 bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int32_t n_batch, int32_t n_threads,
-                                struct bitnet_context **out, bn_error *err) {
+                                bool kv_f16, struct bitnet_context **out, bn_error *err) {
     *out = NULL;
     const bn_hparams *hp = &m->hp;
     if (n_ctx <= 0 || n_batch <= 0)
@@ -53,7 +54,8 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t q_dim = (size_t)hp->n_head * hp->head_dim;
     /* Refuse before allocating when the KV cache alone cannot be addressed. */
-    double kv_bytes = 2.0 * hp->n_layer * (double)n_ctx * (double)kv_dim * sizeof(float);
+    const size_t kv_elem = kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    double kv_bytes = 2.0 * hp->n_layer * (double)n_ctx * (double)kv_dim * (double)kv_elem;
     if (kv_bytes > (double)SIZE_MAX / 2)
         return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "a %d-token KV cache needs %.0f bytes", n_ctx, kv_bytes);
 
@@ -63,9 +65,11 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->n_threads = n_threads;
+    c->kv_f16 = kv_f16;
     size_t cache_rows = (size_t)hp->n_layer * (size_t)n_ctx;
-    c->k_cache = alloc_array(cache_rows, kv_dim, sizeof(float));
-    c->v_cache = alloc_array(cache_rows, kv_dim, sizeof(float));
+    c->k_cache = alloc_array(cache_rows, kv_dim, kv_elem);
+    c->v_cache = alloc_array(cache_rows, kv_dim, kv_elem);
+    c->kv_row = alloc_array((size_t)hp->head_dim, 1, sizeof(float));
     c->x = alloc_array((size_t)n_batch, (size_t)hp->n_embd, sizeof(float));
     c->h = alloc_array((size_t)n_batch, max_size((size_t)hp->n_embd, q_dim), sizeof(float));
     c->q = alloc_array((size_t)n_batch, q_dim, sizeof(float));
@@ -77,7 +81,7 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     c->scores = alloc_array((size_t)n_ctx, 1, sizeof(float));
     c->logits = alloc_array((size_t)hp->n_vocab, 1, sizeof(float));
     c->act = alloc_array(act_scratch_bytes(m, n_batch), 1, 1);
-    if (!c->k_cache || !c->v_cache || !c->x || !c->h || !c->q || !c->attn || !c->k || !c->v || !c->ffn_a ||
+    if (!c->k_cache || !c->v_cache || !c->kv_row || !c->x || !c->h || !c->q || !c->attn || !c->k || !c->v || !c->ffn_a ||
         !c->ffn_b || !c->scores || !c->logits || !c->act) {
         bn_context_destroy(c);
         return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY,
@@ -91,6 +95,7 @@ void bn_context_destroy(struct bitnet_context *c) {
     if (!c) return;
     free(c->k_cache);
     free(c->v_cache);
+    free(c->kv_row);
     free(c->x);
     free(c->h);
     free(c->q);
@@ -140,14 +145,31 @@ static float relu2(float x) {
     return r * r;
 }
 
+/* Store n rows of kv_dim floats into a cache at element offset `off`. */
+static void cache_store(const struct bitnet_context *c, void *cache, size_t off, const float *src, size_t count) {
+    if (c->kv_f16) {
+        uint16_t *dst = (uint16_t *)cache + off;
+        for (size_t i = 0; i < count; i++) dst[i] = bn_fp32_to_fp16(src[i]);
+    } else {
+        memcpy((float *)cache + off, src, count * sizeof(float));
+    }
+}
+
+/* One cached head (hd values at element offset `off`) as floats. */
+static const float *cache_head(struct bitnet_context *c, const void *cache, size_t off, int hd) {
+    if (!c->kv_f16) return (const float *)cache + off;
+    const uint16_t *src = (const uint16_t *)cache + off;
+    for (int i = 0; i < hd; i++) c->kv_row[i] = bn_fp16_to_fp32(src[i]);
+    return c->kv_row;
+}
+
 /* Causal grouped-query attention for n tokens whose keys/values are already
  * in the cache at positions pos0.. . out[t] = softmax(q K^T / sqrt(d)) V. */
 static void attention(struct bitnet_context *c, int il, int32_t pos0, int32_t n) {
     const bn_hparams *hp = &c->model->hp;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const size_t kv_dim = (size_t)hp->n_head_kv * hd, q_dim = (size_t)hp->n_head * hd;
-    const float *K = c->k_cache + (size_t)il * c->n_ctx * kv_dim;
-    const float *V = c->v_cache + (size_t)il * c->n_ctx * kv_dim;
+    const size_t layer_off = (size_t)il * c->n_ctx * kv_dim;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int32_t t = 0; t < n; t++) {
         const int32_t n_kv = pos0 + t + 1;
@@ -156,7 +178,7 @@ static void attention(struct bitnet_context *c, int il, int32_t pos0, int32_t n)
             const size_t kvo = (size_t)(h / group) * hd;
             float mx = -INFINITY;
             for (int32_t j = 0; j < n_kv; j++) {
-                const float *k = K + (size_t)j * kv_dim + kvo;
+                const float *k = cache_head(c, c->k_cache, layer_off + (size_t)j * kv_dim + kvo, hd);
                 float s = 0.0f;
                 for (int i = 0; i < hd; i++) s += q[i] * k[i];
                 s *= scale;
@@ -172,7 +194,7 @@ static void attention(struct bitnet_context *c, int il, int32_t pos0, int32_t n)
             float *o = c->attn + t * q_dim + (size_t)h * hd;
             memset(o, 0, (size_t)hd * sizeof *o);
             for (int32_t j = 0; j < n_kv; j++) {
-                const float *v = V + (size_t)j * kv_dim + kvo;
+                const float *v = cache_head(c, c->v_cache, layer_off + (size_t)j * kv_dim + kvo, hd);
                 const float p = c->scores[j] * inv;
                 for (int i = 0; i < hd; i++) o[i] += p * v[i];
             }
@@ -203,8 +225,8 @@ static void forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, 
             rope(c->k + t * kv_dim, hp->n_head_kv, hp->head_dim, pos0 + t, m);
         }
         const size_t cache_off = ((size_t)il * c->n_ctx + (size_t)pos0) * (size_t)kv_dim;
-        memcpy(c->k_cache + cache_off, c->k, (size_t)n * kv_dim * sizeof(float));
-        memcpy(c->v_cache + cache_off, c->v, (size_t)n * kv_dim * sizeof(float));
+        cache_store(c, c->k_cache, cache_off, c->k, (size_t)n * (size_t)kv_dim);
+        cache_store(c, c->v_cache, cache_off, c->v, (size_t)n * (size_t)kv_dim);
         attention(c, il, pos0, n);
 
         const float *a = c->attn;

@@ -18,9 +18,11 @@ struct bitnet_context {
     int32_t n_threads;
     int32_t n_past;  /* tokens in the KV cache */
     bool has_logits;
+    bool kv_f16;     /* K/V stored as IEEE half (llama.cpp's default) or float32 */
 
-    float *k_cache;  /* [n_layer][n_ctx][kv_dim] */
-    float *v_cache;  /* [n_layer][n_ctx][kv_dim] */
+    void *k_cache;   /* [n_layer][n_ctx][kv_dim] of uint16_t (kv_f16) or float */
+    void *v_cache;
+    float *kv_row;   /* head_dim floats: one cached K or V head converted to float */
 
     /* scratch, sized for n_batch tokens */
     float *x, *h;        /* n_batch x n_embd: residual stream, normed input */
@@ -33,7 +35,7 @@ struct bitnet_context {
 };
 
 bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int32_t n_batch, int32_t n_threads,
-                                struct bitnet_context **out, bn_error *err);
+                                bool kv_f16, struct bitnet_context **out, bn_error *err);
 void bn_context_destroy(struct bitnet_context *c);
 
 /* Run n tokens at positions n_past.. (see bitnet_decode). Validates

@@ -54,7 +54,7 @@ static bitnet_status cur_u32(cursor *c, uint32_t *v, const char *what) { return 
 static bitnet_status cur_u64(cursor *c, uint64_t *v, const char *what) { return cur_read(c, v, 8, what); }
 
 static bitnet_status cur_str(cursor *c, bn_str *s, const char *what) {
-    uint64_t len;
+    uint64_t len = 0;
     bitnet_status st = cur_u64(c, &len, what);
     if (st) return st;
     if (len > cur_left(c))

@@ -148,7 +148,12 @@ typedef struct bitnet_context_params {
     int32_t n_ctx;      /* tokens the KV cache holds; 0 = min(model's context_length, 4096) */
     int32_t n_threads;  /* 0 = all cores */
     int32_t n_batch;    /* tokens per forward step while decoding a long prompt; 0 = 512 */
+    int32_t kv_type;    /* BITNET_KV_F16 (default, as llama.cpp) or BITNET_KV_F32 */
 } bitnet_context_params;
+
+/* KV cache element types for bitnet_context_params.kv_type. */
+#define BITNET_KV_F16 0
+#define BITNET_KV_F32 1
 
 BITNET_API void bitnet_context_params_init(bitnet_context_params *params);
 

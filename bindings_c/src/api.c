@@ -258,17 +258,18 @@ bitnet_status bitnet_context_create(bitnet_model *model, const bitnet_context_pa
     bitnet_context_params p;
     bitnet_context_params_init(&p);
     merge_params(&p, sizeof p, params);
-    if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_threads > BN_MAX_THREADS) {
+    if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_threads > BN_MAX_THREADS ||
+        (p.kv_type != BITNET_KV_F16 && p.kv_type != BITNET_KV_F32)) {
         char msg[160];
-        snprintf(msg, sizeof msg, "bitnet_context_create: n_ctx %d, n_batch %d, n_threads %d out of range "
-                 "(use 0 for defaults; at most %d threads)", p.n_ctx, p.n_batch, p.n_threads, BN_MAX_THREADS);
+        snprintf(msg, sizeof msg, "bitnet_context_create: n_ctx %d, n_batch %d, n_threads %d or kv_type %d out of range "
+                 "(use 0 for defaults; at most %d threads)", p.n_ctx, p.n_batch, p.n_threads, p.kv_type, BN_MAX_THREADS);
         return api_invalid(msg);
     }
     int32_t n_ctx = p.n_ctx ? p.n_ctx : model->hp.n_ctx_train;
     if (!p.n_ctx && n_ctx > BN_DEFAULT_N_CTX) n_ctx = BN_DEFAULT_N_CTX;
     int32_t n_batch = p.n_batch ? p.n_batch : BN_DEFAULT_N_BATCH;
     bn_error err = {0};
-    bitnet_status st = bn_context_create(model, n_ctx, n_batch, p.n_threads, out, &err);
+    bitnet_status st = bn_context_create(model, n_ctx, n_batch, p.n_threads, p.kv_type == BITNET_KV_F16, out, &err);
     return st ? bn_api_fail(&err) : BITNET_OK;
 }
 
