@@ -28,6 +28,11 @@ class Model:
 
     >>> m = bitnet.Model("model.gguf", n_ctx=2048)
     >>> m.generate_tokens([1, 15043], max_tokens=8)
+
+    ``n_ctx``: tokens the context holds (default: the model's context length,
+    at most 4096). ``kv_type``: ``"f16"`` (default, as llama.cpp: half the
+    memory) or ``"f32"`` (exact keys and values). ``use_mmap=False`` reads the
+    file into memory instead of mapping it.
     """
 
     def __init__(
@@ -36,6 +41,7 @@ class Model:
         *,
         n_ctx: int | None = None,
         n_threads: int | None = None,
+        kv_type: str = "f16",
         use_mmap: bool = True,
     ) -> None:
         self._model = ffi.NULL
@@ -49,6 +55,9 @@ class Model:
             raise ValueError(f"n_ctx must be positive, got {n_ctx}")
         if n_threads is not None and n_threads <= 0:
             raise ValueError(f"n_threads must be positive, got {n_threads}")
+        kv_types = {"f16": lib.BITNET_KV_F16, "f32": lib.BITNET_KV_F32}
+        if kv_type not in kv_types:
+            raise ValueError(f"kv_type must be 'f16' or 'f32', got {kv_type!r}")
 
         params = ffi.new("bitnet_model_params *")
         lib.bitnet_model_params_init(params)
@@ -61,6 +70,7 @@ class Model:
         lib.bitnet_context_params_init(cparams)
         cparams.n_ctx = n_ctx or 0
         cparams.n_threads = n_threads or 0
+        cparams.kv_type = kv_types[kv_type]
         ctx_out = ffi.new("bitnet_context **")
         status = lib.bitnet_context_create(self._model, cparams, ctx_out)
         if status != 0:
