@@ -92,8 +92,9 @@ typedef struct BitNetModel BitNetModel;
 BITNET_API BitNetModel *bitnet_load_model(const char *path);
 
 /* Generate up to max_tokens tokens after `prompt` (greedy, BOS added when the
- * model asks for it) and return the new text, NUL-terminated, to be freed
- * with bitnet_free_string(). NULL on failure (see bitnet_last_error()). */
+ * model asks for it) and return the new text: NUL-terminated valid UTF-8
+ * (bytes that form no valid sequence become U+FFFD), to be freed with
+ * bitnet_free_string(). NULL on failure (see bitnet_last_error()). */
 BITNET_API char *bitnet_generate(BitNetModel *model, const char *prompt, int max_tokens);
 
 BITNET_API void bitnet_free_string(char *s);

@@ -5,6 +5,7 @@
 
 #include "api_internal.h"
 #include "bitnet.h"
+#include "unicode.h"
 
 struct BitNetModel {
     bitnet_model *model;
@@ -49,6 +50,32 @@ static int32_t *tokenize_alloc(const bitnet_tokenizer *tok, const char *text, in
     return ids;
 }
 
+/* A NUL-terminated copy of s[0..n) in which every byte that does not start a
+ * valid UTF-8 sequence becomes U+FFFD: the simple API always returns text. */
+static char *utf8_sanitized(const char *s, size_t n) {
+    char *out = malloc(3 * n + 1);
+    if (!out) {
+        bn_api_set_last_error("out of memory");
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int len = bn_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (len > 0) {
+            memcpy(out + o, s + i, (size_t)len);
+            o += (size_t)len;
+            i += (size_t)len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static char *detokenize_alloc(const bitnet_tokenizer *tok, const int32_t *ids, int32_t n) {
     size_t need = 0;
     bitnet_status st = bitnet_detokenize(tok, ids, n, NULL, 0, &need);
@@ -58,12 +85,10 @@ static char *detokenize_alloc(const bitnet_tokenizer *tok, const int32_t *ids, i
         bn_api_set_last_error("out of memory");
         return NULL;
     }
-    if (bitnet_detokenize(tok, ids, n, text, need, &need) != BITNET_OK) {
-        free(text);
-        return NULL;
-    }
-    text[need] = '\0';
-    return text;
+    char *clean = NULL;
+    if (bitnet_detokenize(tok, ids, n, text, need, &need) == BITNET_OK) clean = utf8_sanitized(text, need);
+    free(text);
+    return clean;
 }
 
 char *bitnet_generate(BitNetModel *w, const char *prompt, int max_tokens) {

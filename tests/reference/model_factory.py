@@ -131,3 +131,9 @@ def make_model(family="b158", wtype="F32", emb_type="F32", out_type=None, seed=0
         build(family, wtype, emb_type, out_type, seed, shape, **kw).write(tmp)
         os.replace(tmp, path)
     return path
+
+
+def tiny_model_with_tokenizer(directory=None):
+    """A tiny b158 I2_S model for text-in/text-out tests: every factory model carries the
+    dummy SentencePiece vocabulary (byte tokens included), so any UTF-8 text tokenizes."""
+    return make_model(family="b158", wtype="I2_S", emb_type="F16")
