@@ -138,3 +138,17 @@ def test_generate_tokens_greedy_equals_argmax_of_logits(tiny_model: Path) -> Non
         out = m.generate_tokens(prompt, 8, ignore_eos=True)
         logits = m.logits(prompt + out)
         assert out == [int(i) for i in logits[len(prompt) - 1 : -1].argmax(axis=1)]
+
+
+def test_generate_text_round_trips_through_the_tokenizer(tiny_model: Path) -> None:
+    """Model.generate = tokenize -> generate_tokens -> detokenize, with the model's own vocabulary.
+
+    (Exact round trips on real vocabularies are tests/test_tokenizer*.py's job; this
+    test vocabulary has byte tokens and no "▁" piece.)"""
+    with bitnet.Model(tiny_model, n_ctx=64) as m:
+        prompt = "Hello"
+        ids = m.tokenize(prompt, add_bos=False)
+        assert ids and m.tokenize(prompt, add_bos=True)[1:] == ids
+        new_ids = m.generate_tokens(ids, 6)
+        text = m.generate(prompt, 6)
+        assert text == m.detokenize([t for t in new_ids if t != m.eos_id])

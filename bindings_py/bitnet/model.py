@@ -19,6 +19,7 @@ import numpy as np
 
 from ._errors import BitNetError
 from ._lib import check, ffi, lib
+from .tokenizer import detokenize_handle, tokenize_handle
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -160,6 +161,43 @@ class Model:
         if self._model == ffi.NULL:
             return "<bitnet.Model (closed)>"
         return f"<bitnet.Model {self.description}>"
+
+    # ---- text -----------------------------------------------------------------------
+
+    def _tokenizer(self) -> Any:
+        handle = lib.bitnet_model_tokenizer(self._live())
+        if handle == ffi.NULL:
+            raise BitNetError(f"{self.path}: the model file has no tokenizer", -4, "unsupported")
+        return handle
+
+    def tokenize(self, text: str | bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        """Token ids of text with the model's own tokenizer (see ``bitnet.Tokenizer``).
+
+        ``add_bos=True`` prepends BOS when the vocabulary has one.
+        """
+        return tokenize_handle(self._tokenizer(), text, add_bos and self.bos_id >= 0, special)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """Text of ids (bytes that form no UTF-8 character become U+FFFD)."""
+        return detokenize_handle(self._tokenizer(), ids)
+
+    def generate(self, prompt: str, max_tokens: int = 128, **sampling: Any) -> str:
+        """Complete ``prompt`` and return the new text (greedy unless ``temperature > 0``).
+
+        ``sampling`` takes the keyword arguments of :meth:`generate_tokens`.
+        BOS is added when the GGUF asks for it; an end-of-text token ends the
+        text and is not part of it.
+        """
+        handle = self._tokenizer()
+        add_bos = bool(lib.bitnet_tokenizer_add_bos(handle))
+        ids = tokenize_handle(handle, prompt, add_bos, False)
+        if not ids:
+            raise ValueError("the prompt is empty: it tokenizes to no tokens")
+        out = self.generate_tokens(ids, max_tokens, **sampling)
+        ends = {self.eos_id, int(lib.bitnet_model_token_eot(self._model))} - {-1}
+        if out and out[-1] in ends and not sampling.get("ignore_eos", False):
+            out = out[:-1]
+        return detokenize_handle(handle, out)
 
     # ---- computation -------------------------------------------------------------
 
