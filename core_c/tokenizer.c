@@ -47,6 +47,7 @@ typedef enum pre_kind {
     PRE_GPT2,    /* GPT-2 regex */
     PRE_DEFAULT, /* llama.cpp's default: punctuation runs, GPT-2, numbers, 3 digits */
     PRE_FALCON,  /* punctuation runs (with `), GPT-2, 3 digits */
+    PRE_STARCODER, /* single digits, then GPT-2 */
 } pre_kind;
 
 #define NO_KEY UINT32_MAX
@@ -84,6 +85,7 @@ struct bn_tokenizer {
     /* special tokens to match in the text: grouped by first byte, longest first */
     int32_t *special;       /* ids */
     uint32_t special_start[257];
+    uint32_t n_user_defined; /* of them, user-defined (matched even when special = 0) */
 
     bn_error err; /* last error of a public call on this tokenizer */
 };
@@ -267,6 +269,13 @@ static bool pre_from_name(bn_str name, pre_kind *pre, bool *ignore_merges, bool 
         *pre = PRE_FALCON;
         return true;
     }
+    static const char *const starcoder[] = {"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone",
+                                            "minerva-7b", NULL};
+    for (int i = 0; starcoder[i]; i++)
+        if (str_is(name, starcoder[i])) {
+            *pre = PRE_STARCODER;
+            return true;
+        }
     return false;
 }
 
@@ -277,6 +286,7 @@ static const char *pre_kind_name(pre_kind p) {
     case PRE_GPT2: return "gpt-2";
     case PRE_DEFAULT: return "default";
     case PRE_FALCON: return "falcon";
+    case PRE_STARCODER: return "starcoder";
     default: return "";
     }
 }
@@ -316,6 +326,18 @@ static int cmp_special(const void *pa, const void *pb, void *ctx) {
     if (fa != fb) return fa < fb ? -1 : 1;
     if (la != lb) return la > lb ? -1 : 1;
     return a < b ? -1 : (a > b);
+}
+
+/* Two hex digits -> 0..255, or -1. */
+static int hex2(const char *s) {
+    int v = 0;
+    for (int k = 0; k < 2; k++) {
+        char c = s[k];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
 }
 
 static bitnet_status load(bn_tokenizer *t, const bn_gguf *g, bn_error *err) {
@@ -368,7 +390,8 @@ static bitnet_status load(bn_tokenizer *t, const bn_gguf *g, bn_error *err) {
         if (st == BITNET_OK) {
             if (!pre_from_name(pre, &t->pre, &t->ignore_merges, &t->add_bos))
                 return bn_fail(err, BITNET_ERR_UNSUPPORTED,
-                               "tokenizer.ggml.pre \"%.*s\" is not supported (llama-bpe, qwen2, gpt-2, falcon, default are)",
+                               "tokenizer.ggml.pre \"%.*s\" is not supported (llama-bpe, qwen2, gpt-2, falcon, starcoder, "
+                               "default and their aliases are)",
                                (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
         } else if (is_llama3_vocab(toks)) {
             t->pre = PRE_LLAMA3;
@@ -390,8 +413,8 @@ static bitnet_status load(bn_tokenizer *t, const bn_gguf *g, bn_error *err) {
         t->unk = 0;
     }
     snprintf(t->pre_name, sizeof t->pre_name, "%s", pre_kind_name(t->pre));
-    bool b;
-    if (bn_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b, NULL) == BITNET_OK) t->add_space_prefix = b;
+    bool flag;
+    if (bn_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &flag, NULL) == BITNET_OK) t->add_space_prefix = flag;
 
     /* token texts, types, scores */
     uint64_t total = 0;
@@ -449,9 +472,8 @@ static bitnet_status load(bn_tokenizer *t, const bn_gguf *g, bn_error *err) {
             t->key_off[i] = ko;
             t->key_len[i] = (uint32_t)len;
             ko += (uint32_t)len;
-            unsigned hi;
-            if (t->type[i] == TT_BYTE && len == 6 && memcmp(src, "<0x", 3) == 0 && src[5] == '>' &&
-                sscanf(src + 3, "%2x", &hi) == 1) {
+            int hi = len == 6 ? hex2(src + 3) : -1;
+            if (t->type[i] == TT_BYTE && hi >= 0 && memcmp(src, "<0x", 3) == 0 && src[5] == '>') {
                 t->piece[po++] = (char)hi;
             } else if (is_special_type(t->type[i])) {
                 memcpy(t->piece + po, src, len);
@@ -501,8 +523,10 @@ static bitnet_status load(bn_tokenizer *t, const bn_gguf *g, bn_error *err) {
 
     /* merges: "left right", each side a byte-level token text */
     if (merges) {
-        uint32_t mcap = pow2_at_least(merges->n * 2 + 2);
-        if (merges->n > (1u << 26)) return bn_fail(err, BITNET_ERR_FORMAT, "tokenizer.ggml.merges has too many entries");
+        if (merges->n > (1u << 26))
+            return bn_fail(err, BITNET_ERR_FORMAT, "tokenizer.ggml.merges has %llu entries (at most 2^26)",
+                           (unsigned long long)merges->n);
+        uint32_t mcap = pow2_at_least(merges->n + merges->n / 3 + 2); /* load factor <= 3/4 */
         t->merges = calloc(mcap, sizeof *t->merges);
         if (!t->merges) return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "out of memory for %llu merges",
                                        (unsigned long long)merges->n);
@@ -552,7 +576,7 @@ static bitnet_status load(bn_tokenizer *t, const bn_gguf *g, bn_error *err) {
                 }
         }
     }
-    if (bn_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b, NULL) == BITNET_OK) t->add_bos = b;
+    if (bn_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &flag, NULL) == BITNET_OK) t->add_bos = flag;
     if (t->add_bos && t->bos < 0) t->add_bos = false;
 
     uint32_t n_special = 0;
@@ -562,7 +586,10 @@ static bitnet_status load(bn_tokenizer *t, const bn_gguf *g, bn_error *err) {
     if (!t->special) return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "out of memory");
     n_special = 0;
     for (int32_t i = 0; i < n; i++)
-        if (is_special_type(t->type[i]) && t->text_off[i + 1] > t->text_off[i]) t->special[n_special++] = i;
+        if (is_special_type(t->type[i]) && t->text_off[i + 1] > t->text_off[i]) {
+            t->special[n_special++] = i;
+            t->n_user_defined += t->type[i] == TT_USER_DEFINED;
+        }
     sort_special(t, t->special, n_special);
     uint32_t k = 0;
     for (int c = 0; c < 256; c++) {
@@ -898,7 +925,13 @@ static size_t match_3digits(const uint32_t *cp, const uint32_t *fl, size_t i, si
     return 0;
 }
 
-typedef enum stage { ST_PUNCT, ST_PUNCT_BT, ST_GPT2, ST_NUMBERS, ST_3DIGITS } stage;
+static size_t match_digit(const uint32_t *cp, const uint32_t *fl, size_t i, size_t n) {
+    (void)cp;
+    (void)n;
+    return (fl[i] & F_N) ? 1 : 0;
+}
+
+typedef enum stage { ST_PUNCT, ST_PUNCT_BT, ST_GPT2, ST_NUMBERS, ST_3DIGITS, ST_DIGIT } stage;
 
 static size_t stage_match(stage s, const uint32_t *cp, const uint32_t *fl, size_t i, size_t n) {
     switch (s) {
@@ -907,6 +940,7 @@ static size_t stage_match(stage s, const uint32_t *cp, const uint32_t *fl, size_
     case ST_GPT2: return match_gpt2(cp, fl, i, n);
     case ST_NUMBERS: return match_numbers(cp, fl, i, n);
     case ST_3DIGITS: return match_3digits(cp, fl, i, n);
+    case ST_DIGIT: return match_digit(cp, fl, i, n);
     }
     return 0;
 }
@@ -987,8 +1021,16 @@ static void bpe_fragment(work *w, const unsigned char *s, size_t len) {
     }
     static const stage def[] = {ST_PUNCT, ST_GPT2, ST_NUMBERS, ST_3DIGITS};
     static const stage falcon[] = {ST_PUNCT_BT, ST_GPT2, ST_3DIGITS};
-    const stage *stages = t->pre == PRE_FALCON ? falcon : def;
-    int n_stages = t->pre == PRE_FALCON ? 3 : 4;
+    static const stage starcoder[] = {ST_DIGIT, ST_GPT2};
+    const stage *stages = def;
+    int n_stages = 4;
+    if (t->pre == PRE_FALCON) {
+        stages = falcon;
+        n_stages = 3;
+    } else if (t->pre == PRE_STARCODER) {
+        stages = starcoder;
+        n_stages = 2;
+    }
     w->n_sp[0] = 0;
     add_span(w, 0, 0, (uint32_t)n);
     int cur = 0;
@@ -1106,6 +1148,8 @@ static int32_t special_at(const bn_tokenizer *t, const unsigned char *s, size_t 
     return -1;
 }
 
+/* A stretch of text between special tokens. SentencePiece puts a space
+ * before it when it starts the text or follows a special token. */
 static void text_fragment(work *w, const unsigned char *s, size_t len, bool after_special) {
     if (len == 0) return;
     if (w->t->kind == VOCAB_BPE) bpe_fragment(w, s, len);
@@ -1117,8 +1161,8 @@ bitnet_status bn_tokenize(const bn_tokenizer *t, const char *text, size_t text_l
     if (n_out) *n_out = 0;
     if (!t || !n_out || (!text && text_len) || cap < 0 || (cap > 0 && !out))
         return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT, "tokenize: NULL tokenizer, text, n_out or out, or negative cap");
-    if (text_len > UINT32_MAX - 16)
-        return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT, "tokenize: text of %zu bytes is too long (4 GiB at most)", text_len);
+    if (text_len > (size_t)INT32_MAX - 16)
+        return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT, "tokenize: text of %zu bytes is too long (2 GiB at most)", text_len);
     size_t valid = bn_utf8_valid_prefix(text, text_len);
     if (valid != text_len)
         return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT, "tokenize: invalid UTF-8 at byte offset %zu (byte 0x%02x)", valid,
@@ -1127,7 +1171,7 @@ bitnet_status bn_tokenize(const bn_tokenizer *t, const char *text, size_t text_l
     work w = {.t = t};
     if (add_bos && t->bos >= 0) push_id(&w, t->bos);
     const unsigned char *s = (const unsigned char *)text;
-    bool has_special = t->special_start[256] > 0;
+    bool has_special = special ? t->special_start[256] > 0 : t->n_user_defined > 0;
     bool after_special = true;
     size_t start = 0;
     for (size_t i = 0; i < text_len && has_special && !w.oom;) {
@@ -1141,7 +1185,6 @@ bitnet_status bn_tokenize(const bn_tokenizer *t, const char *text, size_t text_l
             continue;
         }
         text_fragment(&w, s + start, i - start, after_special);
-        after_special = i - start == 0 ? after_special : false;
         push_id(&w, id);
         after_special = true;
         i += t->text_off[id + 1] - t->text_off[id];

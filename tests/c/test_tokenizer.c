@@ -296,6 +296,77 @@ static void spm_extra(tally *t, const bitnet_tokenizer *tok) {
     round_trip(t, tok, "llama-spm byte fallback", rare, 4);
 }
 
+/* ---- random texts ------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static int put_utf8(uint32_t cp, char *o) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* A code point from a mix that exercises the pre-tokenizer: ASCII letters,
+ * digits, punctuation, apostrophes, every kind of whitespace, Latin-1,
+ * combining marks, CJK, emoji, anything valid. */
+static uint32_t random_cp(void) {
+    static const uint32_t ws[] = {' ', ' ', ' ', '\n', '\r', '\t', 0x0B, 0x0C, 0x85, 0xA0, 0x1680, 0x2000, 0x2028, 0x3000};
+    switch (rnd() % 10) {
+    case 0: case 1: case 2: return 'a' + rnd() % 26 - (rnd() % 4 == 0 ? 32 : 0);
+    case 3: return ws[rnd() % (sizeof ws / sizeof ws[0])];
+    case 4: return "0123456789'.,!?-_()[]{}<>|$+=^~`\"#@"[rnd() % 36];
+    case 5: return 0x80 + rnd() % 0x180;
+    case 6: return 0x300 + rnd() % 0x70;
+    case 7: return 0x4E00 + rnd() % 0x5000;
+    case 8: return 0x1F300 + rnd() % 0x300;
+    default: {
+        uint32_t c = rnd() % 0x110000;
+        return (c >= 0xD800 && c <= 0xDFFF) ? 0xFFFD : c;
+    }
+    }
+}
+
+static void random_texts(tally *t, const bitnet_tokenizer *tok, const char *name) {
+    char buf[4 * 256 + 1];
+    int n_ok = 0, n_texts = 2000, n_bytes_ok = 0, n_raw = 2000;
+    for (int k = 0; k < n_texts; k++) {
+        size_t len = 0, n_cp = rnd() % 256;
+        for (size_t i = 0; i < n_cp; i++) len += (size_t)put_utf8(random_cp(), buf + len);
+        int32_t n = 0;
+        int32_t *ids = tokenize(tok, buf, len, 0, 0, &n, NULL);
+        size_t dl = 0;
+        char *back = ids ? detokenize(tok, ids, n, &dl) : NULL;
+        if (back && dl == len && memcmp(back, buf, len) == 0) n_ok++;
+        else if (k - n_ok <= 3) printf("      round trip failed: text %d of %zu bytes\n", k, len);
+        free(back);
+        free(ids);
+    }
+    check(t, n_ok == n_texts, "%s: %d of %d random texts round trip", name, n_ok, n_texts);
+    /* random bytes: valid UTF-8 or a clean error, never a crash */
+    for (int k = 0; k < n_raw; k++) {
+        size_t len = rnd() % 64;
+        for (size_t i = 0; i < len; i++) buf[i] = (char)(rnd() % 4 ? 0x80 + rnd() % 0x80 : rnd() % 0x80);
+        int32_t need = 0;
+        bitnet_status st = bitnet_tokenize(tok, buf, len, 1, 1, NULL, 0, &need);
+        if (st == BITNET_ERR_INVALID_ARGUMENT && strstr(bitnet_last_error(), "invalid UTF-8")) n_bytes_ok++;
+        else if (st == BITNET_OK || st == BITNET_ERR_BUFFER_TOO_SMALL) n_bytes_ok++;
+    }
+    check(t, n_bytes_ok == n_raw, "%s: %d of %d random byte strings tokenized or rejected as invalid UTF-8", name,
+          n_bytes_ok, n_raw);
+}
+
 int main(void) {
     tally t = {0, 0};
     static const char *const vocabs[] = {"ggml-vocab-llama-bpe.gguf", "ggml-vocab-llama-spm.gguf"};
@@ -313,6 +384,7 @@ int main(void) {
         golden(&t, vocabs[v], tok);
         if (v == 0) llama3_extra(&t, tok);
         else spm_extra(&t, tok);
+        random_texts(&t, tok, vocabs[v]);
         bitnet_tokenizer_free(tok);
     }
     bitnet_tokenizer *none = NULL;
