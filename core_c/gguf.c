@@ -149,9 +149,11 @@ static bitnet_status read_value(cursor *c, bn_gguf_kv *kv) {
                 return bn_fail(c->err, BITNET_ERR_OUT_OF_MEMORY, "key '%s': out of memory for %llu strings", key,
                                (unsigned long long)n);
             for (uint64_t i = 0; i < n; i++) {
-                char what[96];
-                snprintf(what, sizeof what, "key '%.60s' element %llu", key, (unsigned long long)i);
-                if ((st = cur_str(c, &a->strings[i], what))) return st;
+                /* the label is built only on failure: vocabularies have 10^5 strings */
+                if ((st = cur_str(c, &a->strings[i], "string"))) {
+                    bn_error_prefix(c->err, "key '%s' element %llu", key, (unsigned long long)i);
+                    return st;
+                }
             }
             return BITNET_OK;
         }
