@@ -76,17 +76,30 @@ static char *utf8_sanitized(const char *s, size_t n) {
     return out;
 }
 
-static char *detokenize_alloc(const bitnet_tokenizer *tok, const int32_t *ids, int32_t n) {
-    size_t need = 0;
-    bitnet_status st = bitnet_detokenize(tok, ids, n, NULL, 0, &need);
-    if (st != BITNET_OK && st != BITNET_ERR_BUFFER_TOO_SMALL) return NULL;
-    char *text = malloc(need + 1);
-    if (!text) {
-        bn_api_set_last_error("out of memory");
-        return NULL;
+/* The text of a continuation: its tokens' pieces joined (not bitnet_detokenize,
+ * which drops the leading space SentencePiece puts at the start of a text). */
+static char *continuation_alloc(const bitnet_tokenizer *tok, const int32_t *ids, int32_t n) {
+    size_t len = 0, cap = 64;
+    char *text = malloc(cap), *clean = NULL;
+    if (!text) goto oom;
+    for (int32_t i = 0; i < n; i++) {
+        size_t need = 0;
+        bitnet_status st = bitnet_token_to_piece(tok, ids[i], text + len, cap - len, &need);
+        if (st == BITNET_ERR_BUFFER_TOO_SMALL) {
+            cap = 2 * (len + need);
+            char *grown = realloc(text, cap);
+            if (!grown) goto oom;
+            text = grown;
+            st = bitnet_token_to_piece(tok, ids[i], text + len, cap - len, &need);
+        }
+        if (st != BITNET_OK) goto done; /* the tokenizer set the error */
+        len += need;
     }
-    char *clean = NULL;
-    if (bitnet_detokenize(tok, ids, n, text, need, &need) == BITNET_OK) clean = utf8_sanitized(text, need);
+    clean = utf8_sanitized(text, len);
+    goto done;
+oom:
+    bn_api_set_last_error("out of memory");
+done:
     free(text);
     return clean;
 }
@@ -122,7 +135,7 @@ char *bitnet_generate(BitNetModel *w, const char *prompt, int max_tokens) {
     if (n_prompt > 0 &&
         bitnet_generate_tokens(ctx, smp, prompt_ids, n_prompt, max_tokens, 0, new_ids, &n_new) != BITNET_OK)
         goto done;
-    text = detokenize_alloc(tok, new_ids, n_new);
+    text = continuation_alloc(tok, new_ids, n_new);
 done:
     bitnet_sampler_free(smp);
     bitnet_context_free(ctx);

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._errors import BitNetError
 from ._lib import check, ffi, lib
-from .tokenizer import detokenize_handle, tokenize_handle
+from .tokenizer import detokenize_handle, token_to_piece_handle, tokenize_handle
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -197,7 +197,9 @@ class Model:
         ends = {self.eos_id, int(lib.bitnet_model_token_eot(self._model))} - {-1}
         if out and out[-1] in ends and not sampling.get("ignore_eos", False):
             out = out[:-1]
-        return detokenize_handle(handle, out)
+        # Pieces, not detokenize(): a continuation keeps the space SentencePiece
+        # writes as its leading "\u2581" (detokenize strips it at the start of a text).
+        return b"".join(token_to_piece_handle(handle, t) for t in out).decode("utf-8", errors="replace")
 
     # ---- computation -------------------------------------------------------------
 
