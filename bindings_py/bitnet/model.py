@@ -18,13 +18,14 @@ from typing import Any, Union
 import numpy as np
 
 from ._errors import BitNetError
+from ._handle import OwnsHandles
 from ._lib import check, ffi, lib
 from .tokenizer import detokenize_handle, token_to_piece_handle, tokenize_handle
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class Model:
+class Model(OwnsHandles):
     """A BitNet (or ternary LLaMA) model loaded from a GGUF file.
 
     >>> m = bitnet.Model("model.gguf", n_ctx=2048)
@@ -90,18 +91,6 @@ class Model:
         if self._model != ffi.NULL:
             lib.bitnet_model_free(self._model)
             self._model = ffi.NULL
-
-    def __enter__(self) -> Model:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: module globals may be gone
-            pass
 
     def _live(self) -> Any:
         if self._model == ffi.NULL:

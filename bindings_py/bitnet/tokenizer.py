@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Union
 
 from ._errors import BitNetError
+from ._handle import OwnsHandles
 from ._lib import check, ffi, lib, status_name
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -97,7 +98,7 @@ def token_to_piece_handle(handle: Any, token: int) -> bytes:
     return ffi.buffer(buf, needed[0])[:]
 
 
-class Tokenizer:
+class Tokenizer(OwnsHandles):
     """The tokenizer of a GGUF file (any GGUF with ``tokenizer.ggml.*`` keys,
     including vocab-only files with no tensors)."""
 
@@ -115,18 +116,6 @@ class Tokenizer:
         if self._tok != ffi.NULL:
             lib.bitnet_tokenizer_free(self._tok)
             self._tok = ffi.NULL
-
-    def __enter__(self) -> Tokenizer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _live(self) -> Any:
         if self._tok == ffi.NULL:
