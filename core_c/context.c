@@ -14,6 +14,7 @@
 #include "context.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +26,16 @@
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 static size_t act_scratch_bytes(const struct bitnet_model *m, int32_t n_batch) {
-    size_t need = bn_matmul_scratch_bytes(&m->output, n_batch);
+    const bn_weight *out[] = {&m->output};
+    size_t need = bn_matmul_scratch_bytes(out, 1, n_batch);
     for (int il = 0; il < m->hp.n_layer; il++) {
         const bn_layer *l = &m->layers[il];
-        const bn_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-            need = max_size(need, bn_matmul_scratch_bytes(ws[i], n_batch));
+        const bn_weight *qkv[] = {&l->wq, &l->wk, &l->wv}, *o[] = {&l->wo}, *gu[] = {&l->w_gate, &l->w_up},
+                        *down[] = {&l->w_down};
+        need = max_size(need, bn_matmul_scratch_bytes(qkv, 3, n_batch));
+        need = max_size(need, bn_matmul_scratch_bytes(o, 1, n_batch));
+        need = max_size(need, bn_matmul_scratch_bytes(gu, 2, n_batch));
+        need = max_size(need, bn_matmul_scratch_bytes(down, 1, n_batch));
     }
     return need;
 }
@@ -69,7 +74,6 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     size_t cache_rows = (size_t)hp->n_layer * (size_t)n_ctx;
     c->k_cache = alloc_array(cache_rows, kv_dim, kv_elem);
     c->v_cache = alloc_array(cache_rows, kv_dim, kv_elem);
-    c->kv_row = alloc_array((size_t)hp->head_dim, 1, sizeof(float));
     c->x = alloc_array((size_t)n_batch, (size_t)hp->n_embd, sizeof(float));
     c->h = alloc_array((size_t)n_batch, max_size((size_t)hp->n_embd, q_dim), sizeof(float));
     c->q = alloc_array((size_t)n_batch, q_dim, sizeof(float));
@@ -78,10 +82,18 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     c->v = alloc_array((size_t)n_batch, kv_dim, sizeof(float));
     c->ffn_a = alloc_array((size_t)n_batch, (size_t)hp->n_ff, sizeof(float));
     c->ffn_b = alloc_array((size_t)n_batch, (size_t)hp->n_ff, sizeof(float));
-    c->scores = alloc_array((size_t)n_ctx, 1, sizeof(float));
+    bitnet_status st = bn_threadpool_create(n_threads > 0 ? n_threads : bn_cpu_count(), &c->pool, err);
+    if (st) {
+        bn_context_destroy(c);
+        return st;
+    }
+    c->n_threads = bn_threadpool_size(c->pool);
+    const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+    c->scores = alloc_array((size_t)c->n_threads * group, (size_t)n_ctx, sizeof(float));
     c->logits = alloc_array((size_t)hp->n_vocab, 1, sizeof(float));
-    c->act = alloc_array(act_scratch_bytes(m, n_batch), 1, 1);
-    if (!c->k_cache || !c->v_cache || !c->kv_row || !c->x || !c->h || !c->q || !c->attn || !c->k || !c->v || !c->ffn_a ||
+    c->act_bytes = act_scratch_bytes(m, n_batch);
+    c->act = alloc_array(c->act_bytes, 1, 1);
+    if (!c->k_cache || !c->v_cache || !c->x || !c->h || !c->q || !c->attn || !c->k || !c->v || !c->ffn_a ||
         !c->ffn_b || !c->scores || !c->logits || !c->act) {
         bn_context_destroy(c);
         return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY,
@@ -93,9 +105,9 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
 
 void bn_context_destroy(struct bitnet_context *c) {
     if (!c) return;
+    bn_threadpool_destroy(c->pool);
     free(c->k_cache);
     free(c->v_cache);
-    free(c->kv_row);
     free(c->x);
     free(c->h);
     free(c->q);
@@ -145,61 +157,83 @@ static float relu2(float x) {
     return r * r;
 }
 
-/* Store n rows of kv_dim floats into a cache at element offset `off`. */
+/* Store count floats into a cache at element offset `off`. */
 static void cache_store(const struct bitnet_context *c, void *cache, size_t off, const float *src, size_t count) {
-    if (c->kv_f16) {
-        uint16_t *dst = (uint16_t *)cache + off;
-        for (size_t i = 0; i < count; i++) dst[i] = bn_fp32_to_fp16(src[i]);
-    } else {
+    if (c->kv_f16)
+        c->model->kernels.fp32_to_fp16(src, (uint16_t *)cache + off, (int64_t)count);
+    else
         memcpy((float *)cache + off, src, count * sizeof(float));
-    }
 }
 
-/* One cached head (hd values at element offset `off`) as floats. */
-static const float *cache_head(struct bitnet_context *c, const void *cache, size_t off, int hd) {
-    if (!c->kv_f16) return (const float *)cache + off;
-    const uint16_t *src = (const uint16_t *)cache + off;
-    for (int i = 0; i < hd; i++) c->kv_row[i] = bn_fp16_to_fp32(src[i]);
-    return c->kv_row;
-}
+typedef struct attention_job {
+    struct bitnet_context *c;
+    int il;
+    int32_t pos0, n;
+    atomic_int next; /* the next (token, kv head) pair to take */
+} attention_job;
 
-/* Causal grouped-query attention for n tokens whose keys/values are already
- * in the cache at positions pos0.. . out[t] = softmax(q K^T / sqrt(d)) V. */
-static void attention(struct bitnet_context *c, int il, int32_t pos0, int32_t n) {
+/* Causal grouped-query attention of one token t against the cached keys and
+ * values of one kv head g, for the `group` query heads that share it:
+ *     scores = q K^T * (1 / sqrt(d))   one mul_mat: the query heads are its "tokens"
+ *     out    = softmax(scores) V       an axpy per cached position */
+static void attend(struct bitnet_context *c, const attention_job *j, int32_t t, int g, float *scores) {
     const bn_hparams *hp = &c->model->hp;
+    const bn_kernels *k = &c->model->kernels;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const size_t kv_dim = (size_t)hp->n_head_kv * hd, q_dim = (size_t)hp->n_head * hd;
-    const size_t layer_off = (size_t)il * c->n_ctx * kv_dim;
+    const size_t elem = c->kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    const size_t head0 = ((size_t)j->il * c->n_ctx * kv_dim + (size_t)g * hd) * elem; /* byte offset, position 0 */
+    const int32_t n_kv = j->pos0 + t + 1;
     const float scale = 1.0f / sqrtf((float)hd);
-    for (int32_t t = 0; t < n; t++) {
-        const int32_t n_kv = pos0 + t + 1;
-        for (int h = 0; h < hp->n_head; h++) {
-            const float *q = c->q + t * q_dim + (size_t)h * hd;
-            const size_t kvo = (size_t)(h / group) * hd;
-            float mx = -INFINITY;
-            for (int32_t j = 0; j < n_kv; j++) {
-                const float *k = cache_head(c, c->k_cache, layer_off + (size_t)j * kv_dim + kvo, hd);
-                float s = 0.0f;
-                for (int i = 0; i < hd; i++) s += q[i] * k[i];
-                s *= scale;
-                c->scores[j] = s;
-                if (s > mx) mx = s;
-            }
-            double sum = 0.0;
-            for (int32_t j = 0; j < n_kv; j++) {
-                c->scores[j] = expf(c->scores[j] - mx);
-                sum += c->scores[j];
-            }
-            const float inv = (float)(1.0 / sum);
-            float *o = c->attn + t * q_dim + (size_t)h * hd;
-            memset(o, 0, (size_t)hd * sizeof *o);
-            for (int32_t j = 0; j < n_kv; j++) {
-                const float *v = cache_head(c, c->v_cache, layer_off + (size_t)j * kv_dim + kvo, hd);
-                const float p = c->scores[j] * inv;
-                for (int i = 0; i < hd; i++) o[i] += p * v[i];
-            }
+    const float *q = c->q + (size_t)t * q_dim + (size_t)g * group * hd;
+
+    k->mul_mat[c->kv_f16 ? BN_TYPE_F16 : BN_TYPE_F32](hd, (const uint8_t *)c->k_cache + head0, kv_dim * elem, n_kv,
+                                                       (const uint8_t *)q, (size_t)hd * sizeof(float), group, scores,
+                                                       n_kv);
+    for (int h = 0; h < group; h++) {
+        float *s = scores + (size_t)h * n_kv;
+        float mx = -INFINITY;
+        for (int32_t p = 0; p < n_kv; p++) {
+            s[p] *= scale;
+            if (s[p] > mx) mx = s[p];
+        }
+        double sum = 0.0;
+        for (int32_t p = 0; p < n_kv; p++) {
+            s[p] = expf(s[p] - mx);
+            sum += s[p];
+        }
+        const float inv = (float)(1.0 / sum);
+        float *o = c->attn + (size_t)t * q_dim + (size_t)(g * group + h) * hd;
+        memset(o, 0, (size_t)hd * sizeof *o);
+        const uint8_t *v = (const uint8_t *)c->v_cache + head0;
+        for (int32_t p = 0; p < n_kv; p++, v += kv_dim * elem) {
+            if (c->kv_f16)
+                k->axpy_f16(hd, s[p] * inv, (const uint16_t *)(const void *)v, o);
+            else
+                k->axpy_f32(hd, s[p] * inv, (const float *)(const void *)v, o);
         }
     }
+}
+
+static void attention_task(void *arg, int ith, int nth) {
+    (void)nth;
+    attention_job *j = arg;
+    struct bitnet_context *c = j->c;
+    const int n_kv_head = c->model->hp.n_head_kv, group = c->model->hp.n_head / n_kv_head;
+    float *scores = c->scores + (size_t)ith * group * c->n_ctx;
+    for (;;) {
+        const int item = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (item >= j->n * n_kv_head) return;
+        attend(c, j, item / n_kv_head, item % n_kv_head, scores);
+    }
+}
+
+/* Attention for n tokens whose keys and values are already in the cache at
+ * positions pos0.. ; (token, kv head) pairs are split over the threads. */
+static void attention(struct bitnet_context *c, int il, int32_t pos0, int32_t n) {
+    attention_job j = {.c = c, .il = il, .pos0 = pos0, .n = n};
+    atomic_init(&j.next, 0);
+    bn_threadpool_run(c->pool, attention_task, &j);
 }
 
 /* One forward step over n <= n_batch tokens at positions n_past.. .
@@ -211,15 +245,16 @@ static void forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, 
     const int64_t E = hp->n_embd, F = hp->n_ff;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     const int32_t pos0 = c->n_past;
+    const bn_kernels *kern = &m->kernels;
 
     for (int32_t t = 0; t < n; t++) bn_weight_get_row(&m->tok_embd, tokens[t], c->x + t * E);
 
     for (int il = 0; il < hp->n_layer; il++) {
         const bn_layer *l = &m->layers[il];
         for (int32_t t = 0; t < n; t++) rmsnorm(c->h + t * E, c->x + t * E, l->attn_norm, E, hp->norm_eps);
-        bn_matmul(&l->wq, c->h, n, c->q, c->act);
-        bn_matmul(&l->wk, c->h, n, c->k, c->act);
-        bn_matmul(&l->wv, c->h, n, c->v, c->act);
+        const bn_weight *qkv[] = {&l->wq, &l->wk, &l->wv};
+        float *const qkv_out[] = {c->q, c->k, c->v};
+        bn_matmul(kern, c->pool, qkv, qkv_out, 3, c->h, n, c->act);
         for (int32_t t = 0; t < n; t++) {
             rope(c->q + t * q_dim, hp->n_head, hp->head_dim, pos0 + t, m);
             rope(c->k + t * kv_dim, hp->n_head_kv, hp->head_dim, pos0 + t, m);
@@ -235,18 +270,23 @@ static void forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, 
                 rmsnorm(c->h + t * q_dim, c->attn + t * q_dim, l->attn_sub_norm, q_dim, hp->norm_eps);
             a = c->h;
         }
-        bn_matmul(&l->wo, a, n, c->q, c->act); /* c->q is free again: reuse it for the projection */
+        const bn_weight *o[] = {&l->wo};
+        float *const o_out[] = {c->q}; /* c->q is free again: reuse it for the projection */
+        bn_matmul(kern, c->pool, o, o_out, 1, a, n, c->act);
         for (int64_t i = 0; i < n * E; i++) c->x[i] += c->q[i];
 
         for (int32_t t = 0; t < n; t++) rmsnorm(c->h + t * E, c->x + t * E, l->ffn_norm, E, hp->norm_eps);
-        bn_matmul(&l->w_gate, c->h, n, c->ffn_a, c->act);
-        bn_matmul(&l->w_up, c->h, n, c->ffn_b, c->act);
+        const bn_weight *gu[] = {&l->w_gate, &l->w_up};
+        float *const gu_out[] = {c->ffn_a, c->ffn_b};
+        bn_matmul(kern, c->pool, gu, gu_out, 2, c->h, n, c->act);
         const bool relu_sq = m->arch->ffn_act == BN_FFN_RELU2;
         for (int64_t i = 0; i < n * F; i++) c->ffn_a[i] = (relu_sq ? relu2(c->ffn_a[i]) : silu(c->ffn_a[i])) * c->ffn_b[i];
         if (l->ffn_sub_norm)
             for (int32_t t = 0; t < n; t++)
                 rmsnorm(c->ffn_a + t * F, c->ffn_a + t * F, l->ffn_sub_norm, F, hp->norm_eps);
-        bn_matmul(&l->w_down, c->ffn_a, n, c->h, c->act);
+        const bn_weight *down[] = {&l->w_down};
+        float *const down_out[] = {c->h};
+        bn_matmul(kern, c->pool, down, down_out, 1, c->ffn_a, n, c->act);
         for (int64_t i = 0; i < n * E; i++) c->x[i] += c->h[i];
     }
 
@@ -255,12 +295,10 @@ static void forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, 
     const int32_t rows = n - first;
     for (int32_t t = first; t < n; t++) rmsnorm(c->h + (t - first) * E, c->x + t * E, m->output_norm, E, hp->norm_eps);
     const size_t V = (size_t)hp->n_vocab;
-    if (logits_all) {
-        bn_matmul(&m->output, c->h, rows, logits_all, c->act);
-        memcpy(c->logits, logits_all + (size_t)(rows - 1) * V, V * sizeof(float));
-    } else {
-        bn_matmul(&m->output, c->h, 1, c->logits, c->act);
-    }
+    const bn_weight *out[] = {&m->output};
+    float *const logits_out[] = {logits_all ? logits_all : c->logits};
+    bn_matmul(kern, c->pool, out, logits_out, 1, c->h, rows, c->act);
+    if (logits_all) memcpy(c->logits, logits_all + (size_t)(rows - 1) * V, V * sizeof(float));
     c->n_past += n;
     c->has_logits = true;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "threadpool.h"
 
 struct bitnet_context {
     const struct bitnet_model *model;
@@ -22,16 +23,17 @@ struct bitnet_context {
 
     void *k_cache;   /* [n_layer][n_ctx][kv_dim] of uint16_t (kv_f16) or float */
     void *v_cache;
-    float *kv_row;   /* head_dim floats: one cached K or V head converted to float */
+    bn_threadpool *pool; /* n_threads threads, the caller's included */
 
     /* scratch, sized for n_batch tokens */
     float *x, *h;        /* n_batch x n_embd: residual stream, normed input */
     float *q, *attn;     /* n_batch x q_dim */
     float *k, *v;        /* n_batch x kv_dim */
     float *ffn_a, *ffn_b;/* n_batch x n_ff */
-    float *scores;       /* n_ctx */
+    float *scores;       /* per thread: (n_head / n_head_kv) x n_ctx attention scores */
     float *logits;       /* n_vocab: logits of the last decoded token */
     void *act;           /* quantized activations for bn_matmul */
+    size_t act_bytes;
 };
 
 bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int32_t n_batch, int32_t n_threads,

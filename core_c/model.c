@@ -287,10 +287,11 @@ static bitnet_status load(loader *L) {
     return BITNET_OK;
 }
 
-bitnet_status bn_model_create(bn_gguf *g, struct bitnet_model **out, bn_error *err) {
+bitnet_status bn_model_create(bn_gguf *g, bn_isa isa, struct bitnet_model **out, bn_error *err) {
     *out = NULL;
     struct bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "out of memory");
+    bn_kernels_init(&m->kernels, isa);
     loader L = {.m = m, .g = g, .err = err};
     bitnet_status st = load(&L);
     /* The arena's blocks belong to the model from here on. */

@@ -10,6 +10,7 @@
 
 #include "arch.h"
 #include "gguf.h"
+#include "kernels.h"
 #include "tensor_types.h"
 
 struct bn_tokenizer;
@@ -60,12 +61,13 @@ struct bitnet_model {
     size_t n_owned_blocks;
     int32_t token_bos, token_eos, token_eot;
     struct bn_tokenizer *tokenizer; /* NULL when the GGUF has no tokenizer */
+    bn_kernels kernels;    /* the kernel variant this model runs (chosen at load) */
     char desc[256];
 };
 
 /* Load from an opened GGUF; on success the model owns g. On failure g is
- * left to the caller. */
-bitnet_status bn_model_create(bn_gguf *g, struct bitnet_model **out, bn_error *err);
+ * left to the caller. `isa` must be supported (bn_isa_supported). */
+bitnet_status bn_model_create(bn_gguf *g, bn_isa isa, struct bitnet_model **out, bn_error *err);
 void bn_model_destroy(struct bitnet_model *m);
 
 #endif

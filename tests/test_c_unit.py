@@ -60,7 +60,7 @@ def _run(cmd: list[str], what: str, timeout: float = 600) -> subprocess.Complete
 def build_engine_archive(cc: str, mode: str, out_dir: Path) -> Path:
     """Compile the engine sources with the mode's flags into libengine.a."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    flags = ["-std=c11", *MODES[mode], *DEFINES, *INCLUDES, "-pthread"]
+    flags = ["-std=c11", "-ffp-contract=off", *MODES[mode], *DEFINES, *INCLUDES, "-pthread"]
     sources = _engine_sources()
 
     def compile_one(i_src: tuple[int, Path]) -> Path:
@@ -79,7 +79,7 @@ def build_engine_archive(cc: str, mode: str, out_dir: Path) -> Path:
 
 def build_and_run(cc: str, mode: str, archive: Path, test_c: Path, out_dir: Path) -> subprocess.CompletedProcess:
     exe = out_dir / f"{test_c.stem}_{mode}"
-    flags = ["-std=c11", *MODES[mode], *DEFINES, *INCLUDES, "-pthread"]
+    flags = ["-std=c11", "-ffp-contract=off", *MODES[mode], *DEFINES, *INCLUDES, "-pthread"]
     _run([cc, *flags, str(test_c), str(archive), "-o", str(exe), "-lm"], f"building {test_c.name} ({mode})")
     env = {**os.environ, **RUN_ENV}
     return subprocess.run([str(exe)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=RUN_TIMEOUT_S)

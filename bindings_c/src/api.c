@@ -77,10 +77,24 @@ void bitnet_model_params_init(bitnet_model_params *p) {
     p->use_mmap = 1;
 }
 
-static bitnet_status finish_model_load(bn_gguf *g, bitnet_status st, bn_error *err, const char *what,
+/* The kernel variant a load asks for: params.kernel, else $BITNET_KERNEL,
+ * else the best one. */
+static bitnet_status pick_isa(const bitnet_model_params *p, bn_isa *isa, bn_error *err) {
+    const char *name = p->kernel;
+    const char *source = "bitnet_model_params.kernel";
+    if (!name) {
+        name = getenv("BITNET_KERNEL");
+        source = "BITNET_KERNEL";
+    }
+    bitnet_status st = bn_isa_parse(name, isa, err);
+    if (st) bn_error_prefix(err, "%s", source);
+    return st;
+}
+
+static bitnet_status finish_model_load(bn_gguf *g, bitnet_status st, bn_isa isa, bn_error *err, const char *what,
                                        bitnet_model **out) {
     if (st == BITNET_OK) {
-        st = bn_model_create(g, out, err);
+        st = bn_model_create(g, isa, out, err);
         if (st) bn_gguf_close(g);
     }
     if (st) {
@@ -98,6 +112,8 @@ bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *par
     bitnet_model_params_init(&p);
     merge_params(&p, sizeof p, params);
     bn_error err = {0};
+    bn_isa isa;
+    if (pick_isa(&p, &isa, &err)) return bn_api_fail(&err);
     bn_gguf *g = NULL;
     bitnet_status st = bn_gguf_open_file(path, p.use_mmap, &g, &err);
     if (st) {
@@ -105,18 +121,22 @@ bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *par
         if (st != BITNET_ERR_NOT_FOUND && st != BITNET_ERR_IO) bn_error_prefix(&err, "%s", path);
         return bn_api_fail(&err);
     }
-    return finish_model_load(g, st, &err, path, out);
+    return finish_model_load(g, st, isa, &err, path, out);
 }
 
 bitnet_status bitnet_model_load_from_memory(const void *data, size_t size, const bitnet_model_params *params,
                                             bitnet_model **out) {
-    (void)params;
     if (!out) return api_invalid("bitnet_model_load_from_memory: out is NULL");
     *out = NULL;
+    bitnet_model_params p;
+    bitnet_model_params_init(&p);
+    merge_params(&p, sizeof p, params);
     bn_error err = {0};
+    bn_isa isa;
+    if (pick_isa(&p, &isa, &err)) return bn_api_fail(&err);
     bn_gguf *g = NULL;
     bitnet_status st = bn_gguf_open_memory(data, size, &g, &err);
-    return finish_model_load(g, st, &err, "GGUF image", out);
+    return finish_model_load(g, st, isa, &err, "GGUF image", out);
 }
 
 void bitnet_model_free(bitnet_model *model) { bn_model_destroy(model); }
@@ -130,6 +150,26 @@ int32_t bitnet_model_token_bos(const bitnet_model *m) { return m ? m->token_bos 
 int32_t bitnet_model_token_eos(const bitnet_model *m) { return m ? m->token_eos : -1; }
 int32_t bitnet_model_token_eot(const bitnet_model *m) { return m ? m->token_eot : -1; }
 const char *bitnet_model_desc(const bitnet_model *m) { return m ? m->desc : ""; }
+const char *bitnet_model_kernel(const bitnet_model *m) { return m ? m->kernels.name : ""; }
+
+int32_t bitnet_system_info(char *buf, size_t cap) {
+    char variants[96] = "", features[128];
+    for (int i = 0; i < BN_ISA_COUNT; i++) {
+        if (!bn_isa_supported((bn_isa)i)) continue;
+        if (*variants) strcat(variants, " ");
+        strcat(variants, bn_isa_name((bn_isa)i));
+    }
+    bn_cpu_features(features, sizeof features);
+    char line[320];
+    int n = snprintf(line, sizeof line, "kernels: %s (best %s); cpu: %s", variants, bn_isa_name(bn_isa_best()),
+                     *features ? features : "no SIMD features detected");
+    if (buf && cap) {
+        size_t len = strlen(line) < cap - 1 ? strlen(line) : cap - 1;
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+    }
+    return n < 0 ? 0 : n;
+}
 
 /* ---- metadata as JSON -------------------------------------------------------------- */
 

@@ -12,6 +12,7 @@ Used by setup.py (``cffi_modules``). For an in-place development build:
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -60,8 +61,10 @@ def _compile_args() -> tuple[list[str], list[str], list[tuple[str, str | None]],
     if sys.platform.startswith("linux") or "bsd" in sys.platform:
         macros.append(("_POSIX_C_SOURCE", "200809L"))
     # -O2 after distutils' own flags wins; never -march=native (wheels run
-    # on other machines; kernels pick SIMD at run time).
-    return ["-O2", "-std=c11", "-pthread"], ["-pthread"], macros, ["m"]
+    # on other machines; kernels pick SIMD at run time). -ffp-contract=off:
+    # the kernels spell out every fused multiply-add they want (GCC's -std=c11
+    # default already; clang would fuse a*b+c on its own).
+    return ["-O2", "-std=c11", "-ffp-contract=off", "-pthread"], ["-pthread"], macros, ["m"]
 
 
 def make_ffibuilder(relative: bool = True) -> FFI:
@@ -90,5 +93,9 @@ if __name__ == "__main__":
     tmpdir = ROOT / "build" / "cffi"
     so = make_ffibuilder(relative=False).compile(tmpdir=str(tmpdir), verbose=True)
     target = Path(__file__).resolve().parent / Path(so).name
-    shutil.copyfile(so, target)
+    # Copy then rename: a process that has the old module loaded keeps its
+    # mapping of the old file instead of seeing it rewritten under it.
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(so, partial)
+    os.replace(partial, target)
     print(f"wrote {target}")
