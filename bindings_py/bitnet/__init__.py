@@ -13,9 +13,10 @@ from __future__ import annotations
 from ._errors import BitNetError
 from ._lib import ffi as _ffi
 from ._lib import lib as _lib
+from ._sysinfo import system_info
 from .model import BitNetModel, Model
 from .tokenizer import Tokenizer
 
 __version__: str = _ffi.string(_lib.bitnet_version()).decode()
 
-__all__ = ["BitNetError", "BitNetModel", "Model", "Tokenizer", "__version__"]
+__all__ = ["BitNetError", "BitNetModel", "Model", "Tokenizer", "__version__", "system_info"]

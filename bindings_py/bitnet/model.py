@@ -34,7 +34,10 @@ class Model(OwnsHandles):
     ``n_ctx``: tokens the context holds (default: the model's context length,
     at most 4096). ``kv_type``: ``"f16"`` (default, as llama.cpp: half the
     memory) or ``"f32"`` (exact keys and values). ``use_mmap=False`` reads the
-    file into memory instead of mapping it.
+    file into memory instead of mapping it. ``kernel``: the kernel variant
+    (``"auto"``, ``"scalar"``, ``"avx2"``, ``"avx512"``, ``"neon"``,
+    ``"wasm_simd"``); None takes ``$BITNET_KERNEL``, else the best this CPU
+    runs. A variant the CPU cannot run raises BitNetError.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class Model(OwnsHandles):
         n_threads: int | None = None,
         kv_type: str = "f16",
         use_mmap: bool = True,
+        kernel: str | None = None,
     ) -> None:
         self._model = ffi.NULL
         self._ctx = ffi.NULL
@@ -64,8 +68,11 @@ class Model(OwnsHandles):
         params = ffi.new("bitnet_model_params *")
         lib.bitnet_model_params_init(params)
         params.use_mmap = 1 if use_mmap else 0
+        kernel_c = ffi.NULL if kernel is None else ffi.new("char[]", kernel.encode())
+        params.kernel = kernel_c  # kernel_c stays referenced until the call returns
         out = ffi.new("bitnet_model **")
         check(lib.bitnet_model_load(os.fsencode(self.path), params, out))
+        del kernel_c
         self._model = out[0]
 
         cparams = ffi.new("bitnet_context_params *")
@@ -129,6 +136,17 @@ class Model(OwnsHandles):
     @property
     def description(self) -> str:
         return ffi.string(lib.bitnet_model_desc(self._live())).decode()
+
+    @property
+    def kernel(self) -> str:
+        """The kernel variant this model runs: ``"scalar"``, ``"avx2"``, ..."""
+        return ffi.string(lib.bitnet_model_kernel(self._live())).decode()
+
+    @property
+    def n_past(self) -> int:
+        """Tokens currently held in the context (see :meth:`eval`, :meth:`reset`)."""
+        self._live()
+        return int(lib.bitnet_context_n_past(self._ctx))
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -201,6 +219,23 @@ class Model(OwnsHandles):
             bad = int(arr[(arr < 0) | (arr >= n_vocab)][0])
             raise ValueError(f"token id {bad} is out of range [0, {n_vocab})")
         return np.ascontiguousarray(arr, dtype=np.int32)
+
+    def reset(self) -> None:
+        """Empty the context (forget the sequence :meth:`eval` built)."""
+        self._live()
+        with self._lock:
+            lib.bitnet_context_reset(self._ctx)
+
+    def eval(self, ids: Sequence[int]) -> None:
+        """Run the model over ``ids`` placed after the tokens already in the
+        context, without sampling or copying logits out (for benchmarks and
+        prompt caching). On failure the context keeps its previous sequence.
+        """
+        tokens = self._ids_array(ids)
+        if len(tokens) == 0:
+            return
+        with self._lock:
+            check(lib.bitnet_decode(self._ctx, ffi.cast("int32_t *", ffi.from_buffer(tokens)), len(tokens), ffi.NULL))
 
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """Teacher-forced logits of a fresh sequence: float32, shape (len(ids), n_vocab).
