@@ -57,6 +57,29 @@ def kv_bytes(key: str, value: object) -> bytes:
     raise TypeError(key)
 
 
+def spm_vocab_kvs(n_vocab: int) -> list[bytes]:
+    """A placeholder SentencePiece ("llama") vocabulary of n_vocab tokens: <unk> <s> </s>,
+    the 256 byte tokens <0xXX>, then "\u2581t<i>". Only so that loaders which require
+    tokenizer.ggml.* (llama.cpp, ik_llama.cpp, bitnet.cpp, llama-bench) accept the file."""
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    toks += [f"\u2581t{i}" for i in range(len(toks), n_vocab)]
+    types = [2, 3, 3] + [6] * 256 + [1] * (n_vocab - 259)  # UNKNOWN, CONTROL, BYTE, NORMAL
+    scores = np.zeros(n_vocab, dtype="<f4")
+    scores[259:] = -np.arange(259, n_vocab, dtype=np.float32)
+    arr = struct.pack("<I", GGUF_ARRAY)
+    return [
+        kv_bytes("tokenizer.ggml.model", "llama"),
+        gguf_str("tokenizer.ggml.tokens") + arr + struct.pack("<IQ", GGUF_STRING, n_vocab)
+        + b"".join(gguf_str(t) for t in toks[:n_vocab]),
+        gguf_str("tokenizer.ggml.scores") + arr + struct.pack("<IQ", GGUF_FLOAT32, n_vocab) + scores.tobytes(),
+        gguf_str("tokenizer.ggml.token_type") + arr + struct.pack("<IQ", GGUF_INT32, n_vocab)
+        + np.asarray(types[:n_vocab], dtype="<i4").tobytes(),
+        kv_bytes("tokenizer.ggml.bos_token_id", 1),
+        kv_bytes("tokenizer.ggml.eos_token_id", 2),
+        kv_bytes("tokenizer.ggml.unknown_token_id", 0),
+    ]
+
+
 def tensor_nbytes(fmt: str, n_in: int, n_out: int) -> int:
     n = n_in * n_out
     return {"F32": 4 * n, "F16": 2 * n, "TQ2_0": n // 256 * 66, "I2_S": n // 4 + 32}[fmt]
@@ -86,10 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=["I2_S", "TQ2_0", "F16", "F32"], default="I2_S")
     ap.add_argument("--embd-format", choices=["F16", "F32"], default="F16")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arch", choices=["bitnet-b1.58", "bitnet-25", "bitnet"], default="bitnet-b1.58",
+                    help="general.architecture (bitnet = 1bitLLM family: SiLU FFN; the others: squared ReLU)")
+    ap.add_argument("--vocab", choices=["none", "spm"], default="none",
+                    help="spm: add a placeholder SentencePiece vocabulary (needed by llama.cpp-family loaders)")
     args = ap.parse_args(argv)
     s = SHAPES[args.shape]
     rng = np.random.default_rng(args.seed)
-    arch = "bitnet-b1.58"
+    arch = args.arch
     head_dim = s.n_embd // s.n_head
     kv_dim = s.n_head_kv * head_dim
 
@@ -107,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         kv_bytes(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
         kv_bytes(f"{arch}.vocab_size", s.n_vocab),
     ]
+    if args.vocab == "spm":
+        kvs += spm_vocab_kvs(s.n_vocab)
     # (name, format, n_in, n_out); 1-D tensors have n_out = 1
     tensors: list[tuple[str, str, int, int]] = [
         ("token_embd.weight", args.embd_format, s.n_embd, s.n_vocab),
