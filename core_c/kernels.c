@@ -178,7 +178,10 @@ int bn_isa_supported(bn_isa isa) {
 }
 
 bn_isa bn_isa_best(void) {
-    static const bn_isa order[] = {BN_ISA_AVX512, BN_ISA_AVX2, BN_ISA_NEON, BN_ISA_WASM_SIMD};
+    /* AVX-512 is not in the automatic order yet: its kernels have only run
+     * in emulation (no AVX-512 machine here). Force it with
+     * BITNET_KERNEL=avx512; on such a CPU the kernel tests check it. */
+    static const bn_isa order[] = {BN_ISA_AVX2, BN_ISA_NEON, BN_ISA_WASM_SIMD};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (bn_isa_supported(order[i])) return order[i];
     return BN_ISA_SCALAR;

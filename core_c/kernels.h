@@ -78,7 +78,8 @@ typedef struct bn_kernels {
     void (*fp16_to_fp32)(const uint16_t *x, float *y, int64_t n);
 } bn_kernels;
 
-/* The best variant this CPU runs. */
+/* The variant a model gets by default: the best this CPU runs among those
+ * tested on real hardware (AVX-512 must be asked for by name for now). */
 bn_isa bn_isa_best(void);
 
 /* Whether this build carries `isa` and this CPU can run it. */

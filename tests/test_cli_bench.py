@@ -126,8 +126,8 @@ def test_model_kernel(tiny: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with bitnet.Model(tiny, n_ctx=16, kernel="scalar") as m:
         assert m.kernel == "scalar"
         want = m.logits([1, 2, 3])
-    with bitnet.Model(tiny, n_ctx=16) as m:  # the best variant, which system_info names
-        assert f"(best {m.kernel})" in bitnet.system_info()
+    with bitnet.Model(tiny, n_ctx=16) as m:  # the default variant, which system_info names
+        assert f"(default {m.kernel})" in bitnet.system_info()
         assert (m.logits([1, 2, 3]) == want).all()  # every variant is exact
     with pytest.raises(bitnet.BitNetError, match="nonsense"):
         bitnet.Model(tiny, kernel="nonsense")

@@ -6,7 +6,7 @@ what the scalar reference returns, and the thread pool only splits rows and
 prefill and decode, over every weight format and both KV cache types, must be
 identical (np.array_equal, not allclose) between
   - the scalar kernels on one thread (the reference), and
-  - the best variant of this CPU on 1, 2 and 3 threads, and the scalar
+  - the default variant of this CPU on 1, 2 and 3 threads, and the scalar
     kernels on 3 threads.
 The per-kernel checks on random data live in tests/c/test_kernels_*.c; this
 test shows the engine wires them up right (strides, chunk edges, attention

@@ -110,7 +110,8 @@ typedef struct bitnet_model_params {
     size_t struct_size; /* sizeof(bitnet_model_params), set by bitnet_model_params_init */
     int use_mmap;       /* 1 (default): map the file read-only; 0: read it into memory */
     /* Kernel variant: NULL (default) takes the BITNET_KERNEL environment
-     * variable if set, else the best this CPU runs; or one of "auto",
+     * variable if set, else "auto": the fastest variant this CPU runs that
+     * has been tested on real hardware (AVX-512 only when named); or one of
      * "scalar", "avx2", "avx512", "neon", "wasm_simd". A variant this CPU
      * cannot run is an error (BITNET_ERR_UNSUPPORTED), never a crash. */
     const char *kernel;
@@ -144,7 +145,7 @@ BITNET_API const char *bitnet_model_desc(const bitnet_model *model);
 BITNET_API const char *bitnet_model_kernel(const bitnet_model *model);
 
 /* What this build and CPU offer, one line, e.g.
- * "kernels: scalar avx2 (best avx2); cpu: avx2 fma f16c".
+ * "kernels: scalar avx2 (default avx2); cpu: avx2 fma f16c".
  * Writes at most cap bytes including the NUL; returns the length the full
  * line needs (without the NUL), as snprintf does. */
 BITNET_API int32_t bitnet_system_info(char *buf, size_t cap);

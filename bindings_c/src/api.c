@@ -161,7 +161,7 @@ int32_t bitnet_system_info(char *buf, size_t cap) {
     }
     bn_cpu_features(features, sizeof features);
     char line[320];
-    int n = snprintf(line, sizeof line, "kernels: %s (best %s); cpu: %s", variants, bn_isa_name(bn_isa_best()),
+    int n = snprintf(line, sizeof line, "kernels: %s (default %s); cpu: %s", variants, bn_isa_name(bn_isa_best()),
                      *features ? features : "no SIMD features detected");
     if (buf && cap) {
         size_t len = strlen(line) < cap - 1 ? strlen(line) : cap - 1;

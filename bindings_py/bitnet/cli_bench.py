@@ -93,7 +93,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-r", "--repetitions", type=_positive_int, default=3, metavar="R",
                    help="repetitions of each test (default: 3)")
     p.add_argument("--kernel", default=None, metavar="VARIANT",
-                   help=f"kernel variant: {', '.join(KERNELS)} (default: $BITNET_KERNEL, else the best this CPU runs)")
+                   help=f"kernel variant: {', '.join(KERNELS)} (default: $BITNET_KERNEL, else the default for this CPU: see bitnet info)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table (no progress bar)")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids (default: 0)")

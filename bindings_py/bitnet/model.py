@@ -36,8 +36,8 @@ class Model(OwnsHandles):
     memory) or ``"f32"`` (exact keys and values). ``use_mmap=False`` reads the
     file into memory instead of mapping it. ``kernel``: the kernel variant
     (``"auto"``, ``"scalar"``, ``"avx2"``, ``"avx512"``, ``"neon"``,
-    ``"wasm_simd"``); None takes ``$BITNET_KERNEL``, else the best this CPU
-    runs. A variant the CPU cannot run raises BitNetError.
+    ``"wasm_simd"``); None takes ``$BITNET_KERNEL``, else the default for
+    this CPU (``bitnet.system_info()`` names it). A variant the CPU cannot run raises BitNetError.
     """
 
     def __init__(
