@@ -9,7 +9,7 @@ For each model file in MODELS_DIR/models.json and each thread count:
         PEER/bin/llama-bench -m FILE -p 128 -n 64 -r 3 -t T -o json
     (upstream: TQ2_0, TQ1_0; ik: IQ2_BN; bitnet and bitnet-main: I2_S). --cross also runs every other
     peer that may read the file (ik: I2_S; bitnet.cpp: TQ1_0/TQ2_0); a peer that
-    cannot load it is recorded as failed, with its error.
+    cannot load it is recorded as failed, with its error. (--cross ik: only ik on I2_S.)
   * our engine runs --ours-cmd (a template: {model} {threads} {p} {n} {r}) on every file,
     if given (or $BITNET_OURS_CMD). Its stdout must be JSON: llama-bench's list, or
     `bitnet bench --json`'s {"results": [{"pp_tok_s_mean": ..., "tg_tok_s_mean": ...}]}.
@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default=None,
                     help=f"comma-separated subset of {','.join(PEERS)} ('' for none; default: those built)")
     ap.add_argument("--formats", default=None, help="comma-separated subset of formats (default: all files)")
-    ap.add_argument("--cross", action="store_true", help="also run peers on the other peers' formats they may read")
+    ap.add_argument("--cross", nargs="?", const=",".join(CROSS), default="", metavar="PEERS",
+                    help="also run these peers (default: all) on the other peers' formats they can read: "
+                         "ik on I2_S, bitnet/bitnet-main on TQ1_0/TQ2_0")
     ap.add_argument("--ours-cmd", default=os.environ.get("BITNET_OURS_CMD"),
                     help="our engine's command template ({model} {threads} {p} {n} {r}); omitted: no ours rows")
     ap.add_argument("--ours-cwd", default=None, help="working directory for --ours-cmd")
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         for peer in peers:
             if peer in NATIVE[fmt]:
                 plan.append((peer, name, "native"))
-            elif args.cross and fmt in CROSS.get(peer, set()):
+            elif peer in args.cross.split(",") and fmt in CROSS.get(peer, set()):
                 plan.append((peer, name, "cross"))
     if not plan:
         log("nothing to run (no models? run make_models.py)")
