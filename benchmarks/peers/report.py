@@ -17,6 +17,8 @@ import json
 import os
 import sys
 
+# (engine, format) pairs whose numbers are not measurements of real work
+INVALID = {("ik", "I2_S"): "invalid: ik_llama.cpp has no I2_S matmul kernel (it loads the file; numbers meaningless)"}
 ORDER = ["ours", "upstream", "ik", "bitnet", "bitnet-main"]
 NAMES = {"ours": "ours", "upstream": "llama.cpp", "ik": "ik_llama.cpp", "bitnet": "bitnet.cpp",
          "bitnet-main": "bitnet.cpp main"}
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         pr = r.get("parsed") or {}
         ours = ok.get(("ours", r["file"], r["threads"]), {})
         name = NAMES.get(r["engine"], r["engine"]) + (" (cross)" if r.get("role") == "cross" else "")
+        if (r["engine"], r["format"]) in INVALID:
+            print(f"| {r['format']} | {producer} | {r['threads']} | {name} | {INVALID[(r['engine'], r['format'])]} "
+                  f"| | | | {r.get('others_cores')} |")
+            continue
         if r.get("rc") != 0 or not pr:
             err = (r.get("error") or "").replace("|", "/")[:90]
             print(f"| {r['format']} | {producer} | {r['threads']} | {name} | failed: {err} | | | | {r.get('others_cores')} |")
