@@ -283,6 +283,14 @@ static bitnet_status load(loader *L) {
         bn_error_prefix(L->err, "tokenizer");
         return st;
     }
+    /* Many chat GGUFs name their end-of-turn token only by its text
+     * (<|eot_id|>, <|im_end|>, ...), without tokenizer.ggml.eot_token_id:
+     * take the one the tokenizer found by text, as llama.cpp does, so that
+     * generation stops at the end of an answer. */
+    if (m->token_eot < 0 && m->tokenizer) {
+        int32_t eot = bn_tokenizer_eot(m->tokenizer);
+        if (eot >= 0 && eot < hp->n_vocab) m->token_eot = eot;
+    }
     describe(m);
     return BITNET_OK;
 }

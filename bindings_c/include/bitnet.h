@@ -135,7 +135,10 @@ BITNET_API int32_t bitnet_model_n_vocab(const bitnet_model *model);
 BITNET_API int32_t bitnet_model_n_ctx_train(const bitnet_model *model);
 BITNET_API int32_t bitnet_model_n_embd(const bitnet_model *model);
 BITNET_API int32_t bitnet_model_n_layer(const bitnet_model *model);
-/* Special token ids from the GGUF, -1 when absent. */
+/* Special token ids from the GGUF, -1 when absent. EOT (end of turn) is
+ * tokenizer.ggml.eot_token_id, or else the token whose text is an end-of-turn
+ * marker (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, ...)
+ * as bitnet_tokenizer_eot() finds it. */
 BITNET_API int32_t bitnet_model_token_bos(const bitnet_model *model);
 BITNET_API int32_t bitnet_model_token_eos(const bitnet_model *model);
 BITNET_API int32_t bitnet_model_token_eot(const bitnet_model *model);
@@ -230,6 +233,25 @@ BITNET_API bitnet_status bitnet_sampler_sample(bitnet_sampler *sampler, const fl
 BITNET_API bitnet_status bitnet_generate_tokens(bitnet_context *ctx, bitnet_sampler *sampler,
                                                 const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
                                                 int32_t flags, int32_t *out, int32_t *n_out);
+
+/* Receives each new token of bitnet_generate_tokens_cb, in order, right after
+ * it is sampled. Return 0 to go on, nonzero to stop generation there. */
+typedef int (*bitnet_token_callback)(void *user_data, int32_t token);
+
+/* bitnet_generate_tokens for streaming: the same loop (prompt, sampler,
+ * EOS/EOT, flags, context full), but each new token is handed to
+ * callback(user_data, token) as soon as it is sampled instead of collected,
+ * so a caller can show text as it comes and stop early (e.g. on a stop
+ * string) by returning nonzero; the call then returns BITNET_OK at once.
+ * The callback runs on the calling thread, inside this call: it must not use
+ * ctx or sampler. user_data is passed through untouched and stays the
+ * caller's. The last token handed out is never decoded into the context (as
+ * with bitnet_generate_tokens). On failure (the prompt does not fit, invalid
+ * ids, a NULL callback) the status says why; tokens already handed out stay
+ * handed out. */
+BITNET_API bitnet_status bitnet_generate_tokens_cb(bitnet_context *ctx, bitnet_sampler *sampler,
+                                                   const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
+                                                   int32_t flags, bitnet_token_callback callback, void *user_data);
 
 /* ---- 5. tokenizer ------------------------------------------------------ */
 

@@ -378,13 +378,24 @@ bitnet_status bitnet_sampler_sample(bitnet_sampler *s, const float *logits, int3
 
 /* ---- the generation loop --------------------------------------------------------------- */
 
-bitnet_status bitnet_generate_tokens(bitnet_context *ctx, bitnet_sampler *sampler, const int32_t *prompt,
-                                     int32_t n_prompt, int32_t max_tokens, int32_t flags, int32_t *out,
-                                     int32_t *n_out) {
-    if (!ctx || !sampler || !n_out || (max_tokens > 0 && !out) || n_prompt < 0 || max_tokens < 0 ||
-        (n_prompt > 0 && !prompt))
-        return api_invalid("bitnet_generate_tokens: invalid arguments");
-    *n_out = 0;
+typedef struct {
+    int32_t *out;
+    int32_t n;
+} array_sink;
+
+static int to_array(void *sink, int32_t token) {
+    array_sink *a = sink;
+    a->out[a->n++] = token;
+    return 0;
+}
+
+/* The one generation loop behind both public calls (arguments already
+ * checked). Each new token goes to emit(sink, token): an array for
+ * bitnet_generate_tokens, the caller's callback for bitnet_generate_tokens_cb.
+ * A nonzero return from emit stops the loop. */
+static bitnet_status generate_loop(bitnet_context *ctx, bitnet_sampler *sampler, const int32_t *prompt,
+                                   int32_t n_prompt, int32_t max_tokens, int32_t flags, bitnet_token_callback emit,
+                                   void *sink, const char *fn) {
     const struct bitnet_model *m = ctx->model;
     bitnet_status st;
     if (n_prompt > 0) {
@@ -392,12 +403,16 @@ bitnet_status bitnet_generate_tokens(bitnet_context *ctx, bitnet_sampler *sample
         for (int32_t i = 0; i < n_prompt; i++) bn_sampler_accept(sampler, prompt[i]);
     }
     if (max_tokens == 0) return BITNET_OK;
-    if (!ctx->has_logits) return api_invalid("bitnet_generate_tokens: empty prompt and nothing decoded yet");
+    if (!ctx->has_logits) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "%s: empty prompt and nothing decoded yet", fn);
+        return api_invalid(msg);
+    }
     for (int32_t i = 0; i < max_tokens; i++) {
         int32_t tok;
         if ((st = bn_sampler_sample(sampler, ctx->logits, m->hp.n_vocab, &tok, &ctx->err))) return bn_api_fail(&ctx->err);
         bn_sampler_accept(sampler, tok);
-        out[(*n_out)++] = tok;
+        if (emit(sink, tok)) break; /* the caller has what it wants */
         const bool is_end = tok == m->token_eos || tok == m->token_eot;
         if (is_end && !(flags & BITNET_GENERATE_IGNORE_EOS)) break;
         if (i + 1 == max_tokens) break;
@@ -405,4 +420,27 @@ bitnet_status bitnet_generate_tokens(bitnet_context *ctx, bitnet_sampler *sample
         if ((st = bitnet_decode(ctx, &tok, 1, NULL))) return st;
     }
     return BITNET_OK;
+}
+
+bitnet_status bitnet_generate_tokens(bitnet_context *ctx, bitnet_sampler *sampler, const int32_t *prompt,
+                                     int32_t n_prompt, int32_t max_tokens, int32_t flags, int32_t *out,
+                                     int32_t *n_out) {
+    if (!ctx || !sampler || !n_out || (max_tokens > 0 && !out) || n_prompt < 0 || max_tokens < 0 ||
+        (n_prompt > 0 && !prompt))
+        return api_invalid("bitnet_generate_tokens: invalid arguments");
+    array_sink sink = {out, 0};
+    bitnet_status st = generate_loop(ctx, sampler, prompt, n_prompt, max_tokens, flags, to_array, &sink,
+                                     "bitnet_generate_tokens");
+    *n_out = sink.n;
+    return st;
+}
+
+bitnet_status bitnet_generate_tokens_cb(bitnet_context *ctx, bitnet_sampler *sampler, const int32_t *prompt,
+                                        int32_t n_prompt, int32_t max_tokens, int32_t flags,
+                                        bitnet_token_callback callback, void *user_data) {
+    if (!ctx || !sampler || !callback || n_prompt < 0 || max_tokens < 0 || (n_prompt > 0 && !prompt))
+        return api_invalid("bitnet_generate_tokens_cb: invalid arguments (NULL ctx, sampler, callback or prompt, "
+                           "or a negative count)");
+    return generate_loop(ctx, sampler, prompt, n_prompt, max_tokens, flags, callback, user_data,
+                         "bitnet_generate_tokens_cb");
 }

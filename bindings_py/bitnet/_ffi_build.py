@@ -2,8 +2,9 @@
 
 The cdef is the public header itself: the text of ``bindings_c/include/bitnet.h``
 between the ``BITNET_CDEF_BEGIN`` and ``BITNET_CDEF_END`` markers, with the
-``BITNET_API`` export macro removed. The extension compiles the same C sources
-as CMake (every ``.c`` under ``core_c/`` and ``bindings_c/src/``), so the Python
+``BITNET_API`` export macro removed, plus the ``extern "Python"`` callbacks
+(``PYTHON_CALLBACKS``). The extension compiles the same C sources as CMake
+(every ``.c`` under ``core_c/`` and ``bindings_c/src/``), so the Python
 package needs no separately installed libbitnet.
 
 Used by setup.py (``cffi_modules``). For an in-place development build:
@@ -38,6 +39,12 @@ def _rel(path: Path, relative: bool) -> str:
     return str(path)
 
 
+# Python functions C calls back (cffi "extern Python", defined with
+# @ffi.def_extern in bitnet/_generation.py): the token callback of
+# bitnet_generate_tokens_cb.
+PYTHON_CALLBACKS = 'extern "Python" int _bitnet_on_token(void *, int32_t);\n'
+
+
 def cdef_text(header: Path = HEADER) -> str:
     text = header.read_text(encoding="utf-8")
     m = re.search(r"/\* BITNET_CDEF_BEGIN \*/(.*)/\* BITNET_CDEF_END \*/", text, re.S)
@@ -69,7 +76,7 @@ def _compile_args() -> tuple[list[str], list[str], list[tuple[str, str | None]],
 
 def make_ffibuilder(relative: bool = True) -> FFI:
     builder = FFI()
-    builder.cdef(cdef_text())
+    builder.cdef(cdef_text() + PYTHON_CALLBACKS)
     cflags, ldflags, macros, libs = _compile_args()
     builder.set_source(
         "bitnet._bitnet",

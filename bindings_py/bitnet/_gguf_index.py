@@ -7,6 +7,9 @@ tensor's data (the last one: to the end of the file), so it includes the
 alignment padding (< ``general.alignment`` bytes) and needs no table of
 quantisation formats. The engine itself (``core_c/gguf.c``) is what validates
 a file; this reader trusts the file enough to list it.
+
+``read_gguf`` also decodes the key/value metadata (for ``bitnet inspect``),
+so it works on any GGUF, including files the engine cannot run.
 """
 
 from __future__ import annotations
@@ -14,11 +17,28 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 # GGUF value type -> struct format of a scalar (string = 8, array = 9).
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+VALUE_TYPE_NAMES = {0: "u8", 1: "i8", 2: "u16", 3: "i16", 4: "u32", 5: "i32", 6: "f32", 7: "bool", 8: "str",
+                    9: "array", 10: "u64", 11: "i64", 12: "f64"}
+
+# GGML tensor type ids -> names (ggml.h; 36 is bitnet.cpp's I2_S, 134/135 ik_llama.cpp's).
+GGML_TYPE_NAMES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K",
+    11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS",
+    19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32",
+    27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 36: "I2_S", 134: "IQ1_BN",
+    135: "IQ2_BN",
+}
+
+
+def type_name(type_id: int) -> str:
+    """``"TQ2_0"`` for 35; ``"type 99"`` for an id this table does not know."""
+    return GGML_TYPE_NAMES.get(type_id, f"type {type_id}")
 
 
 @dataclass(frozen=True)
@@ -50,24 +70,46 @@ class _Cursor:
         self.pos += n
         return s
 
-    def value(self, vtype: int) -> object:
+    def value(self, vtype: int, arrays: bool = False) -> Any:
+        """The next value; arrays are decoded to lists only when ``arrays``
+        (skipped and returned as None otherwise: the tensor table needs none)."""
         if vtype in _SCALARS:
             return self.take(_SCALARS[vtype])
         if vtype == _STRING:
             return self.string()
         if vtype == _ARRAY:
             etype, count = int(self.take("<I")), int(self.take("<Q"))
-            if etype in _SCALARS:  # skip without decoding
-                self.pos += struct.calcsize(_SCALARS[etype]) * count
-                return None
-            for _ in range(count):
-                self.value(etype)
-            return None
+            if etype in _SCALARS:
+                size = struct.calcsize(_SCALARS[etype]) * count
+                if self.pos + size > len(self.buf):
+                    raise ValueError(f"{self.path}: truncated GGUF header")
+                start, self.pos = self.pos, self.pos + size
+                if not arrays:
+                    return None
+                fmt = "<%d%s" % (count, _SCALARS[etype][1])
+                return list(struct.unpack_from(fmt, self.buf, start))
+            items = [self.value(etype, arrays) for _ in range(count)]
+            return items if arrays else None
         raise ValueError(f"{self.path}: unknown GGUF value type {vtype}")
 
 
-def read_tensor_table(path: str | os.PathLike[str]) -> list[TensorInfo]:
-    """The tensors of a GGUF file in file order. Raises OSError or ValueError."""
+@dataclass(frozen=True)
+class GGUFHeader:
+    """Everything before a GGUF's tensor data."""
+
+    path: str
+    version: int
+    file_size: int
+    alignment: int
+    data_offset: int  # where the tensor data section starts
+    metadata: dict[str, Any] = field(default_factory=dict)  # arrays as lists (None unless read with arrays)
+    value_types: dict[str, str] = field(default_factory=dict)  # key -> "u32", "str", "array[str]", ...
+    tensors: list[TensorInfo] = field(default_factory=list)
+
+
+def read_gguf(path: str | os.PathLike[str], arrays: bool = True) -> GGUFHeader:
+    """A GGUF file's header: metadata (arrays decoded when ``arrays``) and
+    tensor table in file order. Raises OSError or ValueError."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -83,10 +125,18 @@ def read_tensor_table(path: str | os.PathLike[str]) -> list[TensorInfo]:
                 raise ValueError(f"{path}: GGUF version {version} is not supported")
             n_tensors, n_kv = int(c.take("<Q")), int(c.take("<Q"))
             alignment = 32
+            metadata: dict[str, Any] = {}
+            value_types: dict[str, str] = {}
             for _ in range(n_kv):
                 key = c.string()
                 vtype = int(c.take("<I"))
-                value = c.value(vtype)
+                if vtype == _ARRAY and c.pos + 4 <= len(buf):
+                    (etype,) = struct.unpack_from("<I", buf, c.pos)
+                    value_types[key] = f"array[{VALUE_TYPE_NAMES.get(etype, str(etype))}]"
+                else:
+                    value_types[key] = VALUE_TYPE_NAMES.get(vtype, str(vtype))
+                value = c.value(vtype, arrays or key == "general.alignment")
+                metadata[key] = value
                 if key == "general.alignment" and isinstance(value, int) and value > 0:
                     alignment = value
             raw = []
@@ -99,10 +149,16 @@ def read_tensor_table(path: str | os.PathLike[str]) -> list[TensorInfo]:
             data_start = (c.pos + alignment - 1) // alignment * alignment
     ends = sorted({off for _, _, _, off in raw}) + [size - data_start]
     next_off = {off: ends[i + 1] for i, off in enumerate(ends[:-1])}
-    return [
+    tensors = [
         TensorInfo(name, type_id, shape, data_start + off, max(0, next_off[off] - off))
         for name, type_id, shape, off in raw
     ]
+    return GGUFHeader(path, version, size, alignment, data_start, metadata, value_types, tensors)
+
+
+def read_tensor_table(path: str | os.PathLike[str]) -> list[TensorInfo]:
+    """The tensors of a GGUF file in file order. Raises OSError or ValueError."""
+    return read_gguf(path, arrays=False).tensors
 
 
 def bytes_per_token(tensors: list[TensorInfo]) -> int:

@@ -4,6 +4,11 @@ The object owns two C handles (model and context) and frees them in
 ``close()``, on ``with`` exit, or when garbage-collected. Calls into C release
 the GIL (cffi's default in API mode); a per-model lock keeps its context to one
 thread at a time, so sharing one Model between Python threads is safe.
+
+Text in, text out: ``generate``/``stream`` (completion), ``chat``/
+``chat_stream`` (messages through a chat template, bitnet.chat_templates),
+``perplexity`` (bitnet.perplexity). The generation loop runs in C; see
+bitnet._generation for how tokens reach Python.
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import errno
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
 
+from . import chat_templates
 from ._errors import BitNetError
+from ._generation import TextStream, generate_with_callback
 from ._handle import OwnsHandles
 from ._lib import check, ffi, lib
+from ._sampling import Sampling
+from ._text import TextAssembler, normalize_stop
 from .tokenizer import detokenize_handle, token_to_piece_handle, tokenize_handle
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -91,13 +100,19 @@ class Model(OwnsHandles):
     # ---- lifetime ------------------------------------------------------------
 
     def close(self) -> None:
-        """Free the C model and context. The object is unusable afterwards."""
-        if self._ctx != ffi.NULL:
-            lib.bitnet_context_free(self._ctx)
-            self._ctx = ffi.NULL
-        if self._model != ffi.NULL:
-            lib.bitnet_model_free(self._model)
-            self._model = ffi.NULL
+        """Free the C model and context. The object is unusable afterwards.
+
+        Waits for a generation in progress (a stream's worker thread) to end."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed before the lock existed
+            return
+        with lock:
+            if self._ctx != ffi.NULL:
+                lib.bitnet_context_free(self._ctx)
+                self._ctx = ffi.NULL
+            if self._model != ffi.NULL:
+                lib.bitnet_model_free(self._model)
+                self._model = ffi.NULL
 
     def _live(self) -> Any:
         if self._model == ffi.NULL:
@@ -132,6 +147,12 @@ class Model(OwnsHandles):
     @property
     def eos_id(self) -> int:
         return int(lib.bitnet_model_token_eos(self._live()))
+
+    @property
+    def eot_id(self) -> int:
+        """End-of-turn id (``<|eot_id|>``, ``<|im_end|>``, ...), -1 when none;
+        generation stops after it as after EOS."""
+        return int(lib.bitnet_model_token_eot(self._live()))
 
     @property
     def description(self) -> str:
@@ -188,25 +209,167 @@ class Model(OwnsHandles):
         """Text of ids (bytes that form no UTF-8 character become U+FFFD)."""
         return detokenize_handle(self._tokenizer(), ids)
 
-    def generate(self, prompt: str, max_tokens: int = 128, **sampling: Any) -> str:
-        """Complete ``prompt`` and return the new text (greedy unless ``temperature > 0``).
-
-        ``sampling`` takes the keyword arguments of :meth:`generate_tokens`.
-        BOS is added when the GGUF asks for it; an end-of-text token ends the
-        text and is not part of it.
-        """
+    def _prompt_ids(self, prompt: str | bytes) -> list[int]:
+        """Prompt text -> ids, BOS first when the GGUF asks for it (as llama.cpp)."""
         handle = self._tokenizer()
-        add_bos = bool(lib.bitnet_tokenizer_add_bos(handle))
-        ids = tokenize_handle(handle, prompt, add_bos, False)
+        ids = tokenize_handle(handle, prompt, bool(lib.bitnet_tokenizer_add_bos(handle)), False)
         if not ids:
             raise ValueError("the prompt is empty: it tokenizes to no tokens")
-        out = self.generate_tokens(ids, max_tokens, **sampling)
-        ends = {self.eos_id, int(lib.bitnet_model_token_eot(self._model))} - {-1}
-        if out and out[-1] in ends and not sampling.get("ignore_eos", False):
-            out = out[:-1]
+        return ids
+
+    def _text_stream(
+        self, ids: Sequence[int], max_tokens: int, stop: str | Iterable[str] | None, sampling: Sampling
+    ) -> TextStream:
+        """The TextStream of generating after ids (validated here, run later)."""
+        tokens = self._ids_array(ids)
+        if len(tokens) == 0:
+            raise ValueError("the prompt is empty: give at least one token id")
+        if max_tokens < 0:
+            raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
+        handle = self._tokenizer()
+        sampler = sampling.make_sampler()
+        ends = set() if sampling.ignore_eos else {self.eos_id, self.eot_id} - {-1}
+        pieces: dict[int, bytes] = {}
+
+        def piece(token: int) -> bytes:
+            if token not in pieces:
+                pieces[token] = token_to_piece_handle(handle, token)
+            return pieces[token]
+
         # Pieces, not detokenize(): a continuation keeps the space SentencePiece
         # writes as its leading "\u2581" (detokenize strips it at the start of a text).
-        return b"".join(token_to_piece_handle(handle, t) for t in out).decode("utf-8", errors="replace")
+        assembler = TextAssembler(piece, normalize_stop(stop), ends)
+
+        def run(on_token: Any) -> None:
+            self._live()
+            generate_with_callback(self._ctx, self._lock, tokens, max_tokens, sampler, sampling.flags, on_token)
+
+        return TextStream(run, assembler, len(tokens))
+
+    def stream(
+        self, prompt: str | bytes, max_tokens: int = 128, *, stop: str | Iterable[str] | None = None, **sampling: Any
+    ) -> TextStream:
+        """Complete ``prompt``, yielding the new text in pieces as it is generated.
+
+        >>> for piece in m.stream("Once upon a time", max_tokens=64, temperature=0.8):
+        ...     print(piece, end="", flush=True)
+
+        Each piece is complete UTF-8 text: a character split over tokens comes
+        out once it is whole. ``stop``: a string or strings that end the text
+        (the stop string itself is not part of it); text that could begin a
+        stop string is held back until it is decided. ``sampling`` takes the
+        keyword arguments of :meth:`generate_tokens` (greedy by default).
+        Generation stops after an end-of-text/end-of-turn token (not part of
+        the text), after ``max_tokens`` tokens or when the context is full.
+
+        The generation loop runs in C on a worker thread while the caller
+        consumes pieces. Leaving early (``break``, ``close()``, an exception,
+        ``with m.stream(...) as s:``) stops it at the next token; the model is
+        then usable again. The returned :class:`~bitnet._generation.TextStream`
+        reports ``n_tokens``, ``finish_reason`` and speed once exhausted.
+        """
+        return self._text_stream(self._prompt_ids(prompt), max_tokens, stop, Sampling.from_kwargs(sampling))
+
+    def generate(
+        self, prompt: str | bytes, max_tokens: int = 128, *, stop: str | Iterable[str] | None = None, **sampling: Any
+    ) -> str:
+        """Complete ``prompt`` and return the new text (greedy unless ``temperature > 0``).
+
+        The same text as joining :meth:`stream`'s pieces (``stop`` and
+        ``sampling`` alike), with the loop on this thread. BOS is added when
+        the GGUF asks for it; an end-of-text token ends the text and is not
+        part of it. ``seed=`` makes sampled text repeatable.
+        """
+        return self.stream(prompt, max_tokens, stop=stop, **sampling).read_all()
+
+    # ---- chat ---------------------------------------------------------------------
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, Any]], chat_format: str | None = None) -> str:
+        """The prompt text ``chat`` generates after: messages rendered with the
+        GGUF's chat template, or a built-in one (see ``bitnet.chat_templates``;
+        ``chat_format``: ``"bitnet"``, ``"llama3"``, ``"chatml"``, ``"falcon3"``
+        or a Jinja template), ending with the assistant's turn header."""
+        meta = self.metadata
+        source = chat_templates.template_source(meta, chat_format)
+        return chat_templates.render(
+            source,
+            messages,
+            bos_token=self._token_text(self.bos_id),
+            eos_token=self._token_text(self.eos_id),
+            add_generation_prompt=True,
+        )
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        tokens = self.metadata.get("tokenizer.ggml.tokens")
+        if isinstance(tokens, list) and token < len(tokens) and isinstance(tokens[token], str):
+            return tokens[token]
+        return token_to_piece_handle(self._tokenizer(), token).decode("utf-8", errors="replace")
+
+    def chat_tokens(self, messages: Sequence[Mapping[str, Any]], chat_format: str | None = None) -> list[int]:
+        """The prompt ids ``chat`` generates after: :meth:`chat_prompt` tokenized
+        with control-token text as control tokens, BOS first when the GGUF asks
+        for it (once, also when the template writes ``bos_token`` itself)."""
+        handle = self._tokenizer()
+        # Control-token text in the template (<|eot_id|>, <|im_start|>) must
+        # become those tokens: tokenize with special=True.
+        ids = tokenize_handle(handle, self.chat_prompt(messages, chat_format), False, True)
+        bos = self.bos_id
+        # BOS as for any prompt; a template that wrote bos_token already has it.
+        if lib.bitnet_tokenizer_add_bos(handle) and bos >= 0 and (not ids or ids[0] != bos):
+            ids.insert(0, bos)
+        if not ids:
+            raise ValueError("the chat prompt is empty")
+        return ids
+
+    def chat_stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        *,
+        stop: str | Iterable[str] | None = None,
+        chat_format: str | None = None,
+        **sampling: Any,
+    ) -> TextStream:
+        """The assistant's answer to ``messages`` (OpenAI style:
+        ``[{"role": "system"|"user"|"assistant", "content": "..."}]``), in
+        pieces as it is generated; see :meth:`stream` and :meth:`chat_prompt`.
+        It ends at the model's end-of-turn/end-of-text token, a ``stop``
+        string, ``max_tokens`` (default: as many as the context holds) or a
+        full context. Each call starts from an empty context with the whole
+        conversation."""
+        ids = self.chat_tokens(messages, chat_format)
+        limit = self.n_ctx if max_tokens is None else max_tokens
+        return self._text_stream(ids, limit, stop, Sampling.from_kwargs(sampling))
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        *,
+        stop: str | Iterable[str] | None = None,
+        chat_format: str | None = None,
+        **sampling: Any,
+    ) -> str:
+        """The assistant's answer to ``messages`` as one string (see :meth:`chat_stream`).
+
+        >>> m.chat([{"role": "user", "content": "Hello!"}], temperature=0.7)
+        """
+        return self.chat_stream(messages, max_tokens, stop=stop, chat_format=chat_format, **sampling).read_all()
+
+    # ---- evaluation -----------------------------------------------------------------
+
+    def perplexity(self, text: str | bytes, n_ctx: int | None = None, progress: bool = False) -> float:
+        """Perplexity of ``text``, computed as llama.cpp's ``llama-perplexity``
+        does (``bitnet.perplexity`` describes the method): chunks of ``n_ctx``
+        tokens (default 512, or the context if smaller), BOS as each chunk's
+        first token when the GGUF asks for BOS, the second half of each chunk
+        scored. The text must have at least ``2 * n_ctx`` tokens (ValueError
+        otherwise, as llama.cpp). ``progress``: a tqdm bar on stderr."""
+        from .perplexity import compute_perplexity
+
+        return compute_perplexity(self, text, n_ctx, progress).ppl
 
     # ---- computation -------------------------------------------------------------
 
@@ -281,22 +444,11 @@ class Model(OwnsHandles):
             raise ValueError("the prompt is empty: give at least one token id")
         if max_tokens < 0:
             raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
-        sp = ffi.new("bitnet_sampler_params *")
-        lib.bitnet_sampler_params_init(sp)
-        sp.temperature = temperature
-        sp.top_k = top_k
-        sp.top_p = top_p
-        sp.min_p = min_p
-        sp.repeat_penalty = repeat_penalty
-        sp.repeat_last_n = repeat_last_n
-        if seed is not None:
-            sp.seed = seed & 0xFFFFFFFFFFFFFFFF
-        smp_out = ffi.new("bitnet_sampler **")
-        check(lib.bitnet_sampler_create(sp, smp_out))
-        sampler = ffi.gc(smp_out[0], lib.bitnet_sampler_free)
+        sampling = Sampling(temperature, seed, ignore_eos, top_k, top_p, min_p, repeat_penalty, repeat_last_n)
+        sampler = sampling.make_sampler()
         out = np.empty(max(max_tokens, 1), dtype=np.int32)
         n_out = ffi.new("int32_t *")
-        flags = lib.BITNET_GENERATE_IGNORE_EOS if ignore_eos else 0
+        flags = sampling.flags
         with self._lock:
             lib.bitnet_context_reset(self._ctx)
             check(
