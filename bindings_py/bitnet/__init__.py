@@ -14,9 +14,10 @@ from ._errors import BitNetError
 from ._lib import ffi as _ffi
 from ._lib import lib as _lib
 from ._sysinfo import system_info
+from .default_model import default_model_path
 from .model import BitNetModel, Model
 from .tokenizer import Tokenizer
 
 __version__: str = _ffi.string(_lib.bitnet_version()).decode()
 
-__all__ = ["BitNetError", "BitNetModel", "Model", "Tokenizer", "__version__", "system_info"]
+__all__ = ["BitNetError", "BitNetModel", "Model", "Tokenizer", "__version__", "default_model_path", "system_info"]

@@ -40,19 +40,25 @@ def non_negative_int(text: str) -> int:
 
 
 def add_model_argument(p: argparse.ArgumentParser) -> None:
-    """The MODEL positional (see :func:`resolve_model_path`)."""
-    p.add_argument("model", metavar="MODEL", help="a GGUF model file")
+    """The optional MODEL positional (see :func:`resolve_model_path`).
+
+    It may be left out even before another positional: argparse gives a lone
+    argument to the required one (``bitnet run "Once upon a time"``)."""
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                   help="a GGUF model file (default: the embedded default model)")
 
 
 def resolve_model_path(arg: str | None) -> str:
     """The GGUF file for a command's MODEL argument.
 
-    Today MODEL is required and names a file (a missing one is reported when
-    the model is opened: exit 1). This is the hook where an omitted MODEL will
-    resolve to the embedded default model.
+    A given MODEL names a file (a missing one is reported when the model is
+    opened: exit 1); an omitted one is the embedded default model
+    (``$BITNET_DEFAULT_MODEL`` overrides it).
     """
     if arg is None:
-        raise FileNotFoundError("no model given")
+        from .default_model import default_model_path
+
+        return os.fspath(default_model_path())
     return os.fspath(arg)
 
 

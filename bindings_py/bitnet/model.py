@@ -40,6 +40,9 @@ class Model(OwnsHandles):
     >>> m = bitnet.Model("model.gguf", n_ctx=2048)
     >>> m.generate_tokens([1, 15043], max_tokens=8)
 
+    With no path, the embedded default model (``bitnet.default_model_path()``):
+    ``bitnet.Model().generate("In the beginning")``.
+
     ``n_ctx``: tokens the context holds (default: the model's context length,
     at most 4096). ``kv_type``: ``"f16"`` (default, as llama.cpp: half the
     memory) or ``"f32"`` (exact keys and values). ``use_mmap=False`` reads the
@@ -51,7 +54,7 @@ class Model(OwnsHandles):
 
     def __init__(
         self,
-        path: PathLike,
+        path: PathLike | None = None,
         *,
         n_ctx: int | None = None,
         n_threads: int | None = None,
@@ -63,6 +66,10 @@ class Model(OwnsHandles):
         self._ctx = ffi.NULL
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
+        if path is None:
+            from .default_model import default_model_path
+
+            path = default_model_path()
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(errno.ENOENT, "model file not found", self.path)
