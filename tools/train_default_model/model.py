@@ -52,6 +52,7 @@ class Config:
         """config.json as transformers' BitNetConfig writes it."""
         d = asdict(self)
         d.update(
+            _name_or_path="bitnet-kjv",  # becomes the GGUF's general.name
             architectures=["BitNetForCausalLM"],
             model_type="bitnet",
             hidden_act="relu2",
