@@ -49,20 +49,21 @@ static void *alloc_array(size_t a, size_t b, size_t elem) {
 }
 
 bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int32_t n_batch, int32_t n_threads,
-                                bool kv_f16, struct bitnet_context **out, bn_error *err) {
+                                bool kv_f16, int32_t n_seq, struct bitnet_context **out, bn_error *err) {
     *out = NULL;
     const bn_hparams *hp = &m->hp;
-    if (n_ctx <= 0 || n_batch <= 0)
-        return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT, "n_ctx (%d) and n_batch (%d) must be positive", n_ctx,
-                       n_batch);
+    if (n_ctx <= 0 || n_batch <= 0 || n_seq <= 0)
+        return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT, "n_ctx (%d), n_batch (%d) and n_seq_max (%d) must be positive",
+                       n_ctx, n_batch, n_seq);
     if (n_batch > n_ctx) n_batch = n_ctx;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t q_dim = (size_t)hp->n_head * hp->head_dim;
     /* Refuse before allocating when the KV cache alone cannot be addressed. */
     const size_t kv_elem = kv_f16 ? sizeof(uint16_t) : sizeof(float);
-    double kv_bytes = 2.0 * hp->n_layer * (double)n_ctx * (double)kv_dim * (double)kv_elem;
+    double kv_bytes = 2.0 * hp->n_layer * (double)n_seq * (double)n_ctx * (double)kv_dim * (double)kv_elem;
     if (kv_bytes > (double)SIZE_MAX / 2)
-        return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "a %d-token KV cache needs %.0f bytes", n_ctx, kv_bytes);
+        return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "%d KV caches of %d tokens need %.0f bytes", n_seq, n_ctx,
+                       kv_bytes);
 
     struct bitnet_context *c = calloc(1, sizeof *c);
     if (!c) return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "out of memory");
@@ -71,7 +72,13 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     c->n_batch = n_batch;
     c->n_threads = n_threads;
     c->kv_f16 = kv_f16;
-    size_t cache_rows = (size_t)hp->n_layer * (size_t)n_ctx;
+    c->n_seq = n_seq;
+    c->seq_len = alloc_array((size_t)n_seq, 1, sizeof(int32_t));
+    c->seq_next = alloc_array((size_t)n_seq, 1, sizeof(int32_t));
+    c->tok_seq = alloc_array((size_t)n_batch, 1, sizeof(int32_t));
+    c->tok_pos = alloc_array((size_t)n_batch, 1, sizeof(int32_t));
+    c->tok_want = alloc_array((size_t)n_batch, 1, sizeof(uint8_t));
+    size_t cache_rows = (size_t)hp->n_layer * (size_t)n_seq * (size_t)n_ctx;
     c->k_cache = alloc_array(cache_rows, kv_dim, kv_elem);
     c->v_cache = alloc_array(cache_rows, kv_dim, kv_elem);
     c->x = alloc_array((size_t)n_batch, (size_t)hp->n_embd, sizeof(float));
@@ -94,10 +101,12 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     c->act_bytes = act_scratch_bytes(m, n_batch);
     c->act = alloc_array(c->act_bytes, 1, 1);
     if (!c->k_cache || !c->v_cache || !c->x || !c->h || !c->q || !c->attn || !c->k || !c->v || !c->ffn_a ||
-        !c->ffn_b || !c->scores || !c->logits || !c->act) {
+        !c->ffn_b || !c->scores || !c->logits || !c->act || !c->seq_len || !c->seq_next || !c->tok_seq ||
+        !c->tok_pos || !c->tok_want) {
         bn_context_destroy(c);
         return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY,
-                       "out of memory for a %d-token context (KV cache %.1f MiB)", n_ctx, kv_bytes / 1048576.0);
+                       "out of memory for a context of %d x %d tokens (KV cache %.1f MiB)", n_seq, n_ctx,
+                       kv_bytes / 1048576.0);
     }
     *out = c;
     return BITNET_OK;
@@ -119,6 +128,11 @@ void bn_context_destroy(struct bitnet_context *c) {
     free(c->scores);
     free(c->logits);
     free(c->act);
+    free(c->seq_len);
+    free(c->seq_next);
+    free(c->tok_seq);
+    free(c->tok_pos);
+    free(c->tok_want);
     free(c);
 }
 
@@ -165,15 +179,23 @@ static void cache_store(const struct bitnet_context *c, void *cache, size_t off,
         memcpy((float *)cache + off, src, count * sizeof(float));
 }
 
+/* Element offset of (layer il, sequence seq, position pos) in a cache. */
+static size_t cache_offset(const struct bitnet_context *c, int il, int32_t seq, int32_t pos) {
+    const bn_hparams *hp = &c->model->hp;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    return (((size_t)il * (size_t)c->n_seq + (size_t)seq) * (size_t)c->n_ctx + (size_t)pos) * kv_dim;
+}
+
 typedef struct attention_job {
     struct bitnet_context *c;
     int il;
-    int32_t pos0, n;
+    int32_t n;
     atomic_int next; /* the next (token, kv head) pair to take */
 } attention_job;
 
 /* Causal grouped-query attention of one token t against the cached keys and
- * values of one kv head g, for the `group` query heads that share it:
+ * values of its own sequence (positions 0..tok_pos[t]) of one kv head g, for
+ * the `group` query heads that share it:
  *     scores = q K^T * (1 / sqrt(d))   one mul_mat: the query heads are its "tokens"
  *     out    = softmax(scores) V       an axpy per cached position */
 static void attend(struct bitnet_context *c, const attention_job *j, int32_t t, int g, float *scores) {
@@ -182,8 +204,9 @@ static void attend(struct bitnet_context *c, const attention_job *j, int32_t t, 
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const size_t kv_dim = (size_t)hp->n_head_kv * hd, q_dim = (size_t)hp->n_head * hd;
     const size_t elem = c->kv_f16 ? sizeof(uint16_t) : sizeof(float);
-    const size_t head0 = ((size_t)j->il * c->n_ctx * kv_dim + (size_t)g * hd) * elem; /* byte offset, position 0 */
-    const int32_t n_kv = j->pos0 + t + 1;
+    /* byte offset of this head at position 0 of the token's sequence */
+    const size_t head0 = (cache_offset(c, j->il, c->tok_seq[t], 0) + (size_t)g * hd) * elem;
+    const int32_t n_kv = c->tok_pos[t] + 1;
     const float scale = 1.0f / sqrtf((float)hd);
     const float *q = c->q + (size_t)t * q_dim + (size_t)g * group * hd;
 
@@ -228,23 +251,29 @@ static void attention_task(void *arg, int ith, int nth) {
     }
 }
 
-/* Attention for n tokens whose keys and values are already in the cache at
- * positions pos0.. ; (token, kv head) pairs are split over the threads. */
-static void attention(struct bitnet_context *c, int il, int32_t pos0, int32_t n) {
-    attention_job j = {.c = c, .il = il, .pos0 = pos0, .n = n};
+/* Attention for n tokens whose keys and values are already in the cache;
+ * (token, kv head) pairs are split over the threads. Tokens of different
+ * sequences are independent pairs like any others. */
+static void attention(struct bitnet_context *c, int il, int32_t n) {
+    attention_job j = {.c = c, .il = il, .n = n};
     atomic_init(&j.next, 0);
     bn_threadpool_run(c->pool, attention_task, &j);
 }
 
-/* One forward step over n <= n_batch tokens at positions n_past.. .
- * Writes logits of every token to logits_all (if not NULL) and of the last
- * token to c->logits. */
-static void forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, float *logits_all) {
+/* One forward step over n <= n_batch tokens: token t belongs to sequence
+ * c->tok_seq[t] at position c->tok_pos[t] (its keys and values are stored
+ * there before attention runs, so a later token of the same sequence in the
+ * step sees an earlier one). Every matmul runs over all n tokens at once.
+ * The logits of each token with c->tok_want[t] go to consecutive rows of
+ * `out`, in token order; returns how many rows were written. Each token's
+ * numbers depend only on its own sequence: kernels compute every (row,
+ * token) dot product independently (kernels.h), activations are quantized
+ * per token, and norms, RoPE and attention are per token. */
+static int32_t forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, float *out) {
     const struct bitnet_model *m = c->model;
     const bn_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, F = hp->n_ff;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int32_t pos0 = c->n_past;
     const bn_kernels *kern = &m->kernels;
 
     for (int32_t t = 0; t < n; t++) bn_weight_get_row(&m->tok_embd, tokens[t], c->x + t * E);
@@ -256,13 +285,13 @@ static void forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, 
         float *const qkv_out[] = {c->q, c->k, c->v};
         bn_matmul(kern, c->pool, qkv, qkv_out, 3, c->h, n, c->act);
         for (int32_t t = 0; t < n; t++) {
-            rope(c->q + t * q_dim, hp->n_head, hp->head_dim, pos0 + t, m);
-            rope(c->k + t * kv_dim, hp->n_head_kv, hp->head_dim, pos0 + t, m);
+            rope(c->q + t * q_dim, hp->n_head, hp->head_dim, c->tok_pos[t], m);
+            rope(c->k + t * kv_dim, hp->n_head_kv, hp->head_dim, c->tok_pos[t], m);
+            const size_t off = cache_offset(c, il, c->tok_seq[t], c->tok_pos[t]);
+            cache_store(c, c->k_cache, off, c->k + t * kv_dim, (size_t)kv_dim);
+            cache_store(c, c->v_cache, off, c->v + t * kv_dim, (size_t)kv_dim);
         }
-        const size_t cache_off = ((size_t)il * c->n_ctx + (size_t)pos0) * (size_t)kv_dim;
-        cache_store(c, c->k_cache, cache_off, c->k, (size_t)n * (size_t)kv_dim);
-        cache_store(c, c->v_cache, cache_off, c->v, (size_t)n * (size_t)kv_dim);
-        attention(c, il, pos0, n);
+        attention(c, il, n);
 
         const float *a = c->attn;
         if (l->attn_sub_norm) {
@@ -290,24 +319,25 @@ static void forward(struct bitnet_context *c, const int32_t *tokens, int32_t n, 
         for (int64_t i = 0; i < n * E; i++) c->x[i] += c->h[i];
     }
 
-    /* Final norm and output projection: all rows when asked, else only the last. */
-    const int32_t first = logits_all ? 0 : n - 1;
-    const int32_t rows = n - first;
-    for (int32_t t = first; t < n; t++) rmsnorm(c->h + (t - first) * E, c->x + t * E, m->output_norm, E, hp->norm_eps);
-    const size_t V = (size_t)hp->n_vocab;
-    const bn_weight *out[] = {&m->output};
-    float *const logits_out[] = {logits_all ? logits_all : c->logits};
-    bn_matmul(kern, c->pool, out, logits_out, 1, c->h, rows, c->act);
-    if (logits_all) memcpy(c->logits, logits_all + (size_t)(rows - 1) * V, V * sizeof(float));
-    c->n_past += n;
-    c->has_logits = true;
+    /* Final norm and output projection, only for the rows asked for: the
+     * projection of every prompt token would be most of a prefill's work. */
+    int32_t rows = 0;
+    for (int32_t t = 0; t < n; t++)
+        if (c->tok_want[t]) rmsnorm(c->h + (rows++) * E, c->x + t * E, m->output_norm, E, hp->norm_eps);
+    if (rows) {
+        const bn_weight *w_out[] = {&m->output};
+        float *const logits_out[] = {out};
+        bn_matmul(kern, c->pool, w_out, logits_out, 1, c->h, rows, c->act);
+    }
+    return rows;
 }
 
 bitnet_status bn_context_decode(struct bitnet_context *c, const int32_t *tokens, int32_t n, float *logits_all) {
     if (n <= 0 || !tokens) return bn_fail(&c->err, BITNET_ERR_INVALID_ARGUMENT, "no tokens to decode");
-    if ((int64_t)c->n_past + n > c->n_ctx)
+    const int32_t n_past = c->seq_len[0];
+    if ((int64_t)n_past + n > c->n_ctx)
         return bn_fail(&c->err, BITNET_ERR_CONTEXT_FULL,
-                       "%d tokens do not fit: the context holds %d and already has %d", n, c->n_ctx, c->n_past);
+                       "%d tokens do not fit: the context holds %d and already has %d", n, c->n_ctx, n_past);
     const int32_t n_vocab = c->model->hp.n_vocab;
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= n_vocab)
@@ -315,7 +345,82 @@ bitnet_status bn_context_decode(struct bitnet_context *c, const int32_t *tokens,
                            tokens[i], i, n_vocab);
     for (int32_t done = 0; done < n; done += c->n_batch) {
         const int32_t step = n - done < c->n_batch ? n - done : c->n_batch;
-        forward(c, tokens + done, step, logits_all ? logits_all + (size_t)done * n_vocab : NULL);
+        for (int32_t t = 0; t < step; t++) {
+            c->tok_seq[t] = 0;
+            c->tok_pos[t] = n_past + done + t;
+            c->tok_want[t] = logits_all || done + t == n - 1; /* without logits_all only the last token's */
+        }
+        forward(c, tokens + done, step, logits_all ? logits_all + (size_t)done * n_vocab : c->logits);
+    }
+    if (logits_all) memcpy(c->logits, logits_all + (size_t)(n - 1) * n_vocab, (size_t)n_vocab * sizeof(float));
+    c->seq_len[0] = n_past + n;
+    c->has_logits = true;
+    return BITNET_OK;
+}
+
+bitnet_status bn_context_decode_batch(struct bitnet_context *c, const int32_t *tokens, const int32_t *seq_ids,
+                                      const int8_t *want_logits, int32_t n, float *logits_out) {
+    if (n <= 0 || !tokens || !seq_ids)
+        return bn_fail(&c->err, BITNET_ERR_INVALID_ARGUMENT, "no tokens to decode (n_tokens %d, tokens or seq_ids NULL)",
+                       n);
+    const int32_t n_vocab = c->model->hp.n_vocab;
+    /* Validate every item before touching any sequence: seq_next counts
+     * each sequence's length as the batch would leave it. */
+    memcpy(c->seq_next, c->seq_len, (size_t)c->n_seq * sizeof *c->seq_next);
+    int32_t n_rows = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t s = seq_ids[i];
+        if (s < 0 || s >= c->n_seq)
+            return bn_fail(&c->err, BITNET_ERR_INVALID_ARGUMENT, "item %d: sequence id %d is out of range [0, %d)", i,
+                           s, c->n_seq);
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return bn_fail(&c->err, BITNET_ERR_INVALID_ARGUMENT,
+                           "item %d: token id %d (sequence %d) is out of range [0, %d)", i, tokens[i], s, n_vocab);
+        if (c->seq_next[s] >= c->n_ctx)
+            return bn_fail(&c->err, BITNET_ERR_CONTEXT_FULL,
+                           "item %d: sequence %d is full: it holds %d tokens, %d of them from this batch, and a "
+                           "sequence holds at most n_ctx = %d",
+                           i, s, c->seq_next[s], c->seq_next[s] - c->seq_len[s], c->n_ctx);
+        c->seq_next[s]++;
+        if (!want_logits || want_logits[i]) n_rows++;
+    }
+    if (n_rows && !logits_out)
+        return bn_fail(&c->err, BITNET_ERR_INVALID_ARGUMENT, "%d items ask for logits but logits_out is NULL", n_rows);
+
+    /* Run: positions are each sequence's length before the batch plus the
+     * items of that sequence that come earlier in the batch. */
+    memcpy(c->seq_next, c->seq_len, (size_t)c->n_seq * sizeof *c->seq_next);
+    int32_t row = 0, last0_row = -1;
+    bool has0 = false;
+    for (int32_t done = 0; done < n; done += c->n_batch) {
+        const int32_t step = n - done < c->n_batch ? n - done : c->n_batch;
+        int32_t rows = 0;
+        for (int32_t t = 0; t < step; t++) {
+            const int32_t s = seq_ids[done + t];
+            c->tok_seq[t] = s;
+            c->tok_pos[t] = c->seq_next[s]++;
+            c->tok_want[t] = !want_logits || want_logits[done + t];
+            if (s == 0) {
+                has0 = true;
+                last0_row = c->tok_want[t] ? row + rows : -1;
+            }
+            rows += c->tok_want[t];
+        }
+        forward(c, tokens + done, step, rows ? logits_out + (size_t)row * n_vocab : NULL);
+        row += rows;
+    }
+    memcpy(c->seq_len, c->seq_next, (size_t)c->n_seq * sizeof *c->seq_len);
+    /* Keep bitnet_context_logits() the logits after sequence 0's last token. */
+    if (has0) {
+        c->has_logits = last0_row >= 0;
+        if (c->has_logits)
+            memcpy(c->logits, logits_out + (size_t)last0_row * n_vocab, (size_t)n_vocab * sizeof(float));
     }
     return BITNET_OK;
+}
+
+void bn_context_seq_reset(struct bitnet_context *c, int32_t seq) {
+    for (int32_t s = 0; s < c->n_seq; s++)
+        if (seq < 0 || s == seq) c->seq_len[s] = 0;
+    if (seq <= 0) c->has_logits = false;
 }

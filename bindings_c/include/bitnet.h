@@ -18,7 +18,9 @@
  *   the fields you care about. New fields are only ever appended, so a
  *   program built against an older header keeps working with a newer library.
  * - A model is read-only once loaded: several contexts (and threads) may
- *   share one model. A context is used by one thread at a time.
+ *   share one model. A context is used by one thread at a time (all its
+ *   sequences included: a server batches them into bitnet_decode_batch calls
+ *   from one thread).
  * - The library never aborts or exits the host process.
  *
  * This header is kept free of macros in declarations so that cffi's cdef()
@@ -165,8 +167,12 @@ typedef struct bitnet_context_params {
     size_t struct_size; /* sizeof(bitnet_context_params), set by bitnet_context_params_init */
     int32_t n_ctx;      /* tokens the KV cache holds; 0 = min(model's context_length, 4096) */
     int32_t n_threads;  /* 0 = all cores */
-    int32_t n_batch;    /* tokens per forward step while decoding a long prompt; 0 = 512 */
+    int32_t n_batch;    /* tokens (of a long prompt, or bitnet_decode_batch items) per forward step; 0 = 512 */
     int32_t kv_type;    /* BITNET_KV_F16 (default, as llama.cpp) or BITNET_KV_F32 */
+    /* Sequences the context holds (for bitnet_decode_batch); 0 = 1, at most
+     * 4096. Each has its own KV cache of n_ctx tokens, so the cache takes
+     * n_seq_max times the memory of a one-sequence context. */
+    int32_t n_seq_max;
 } bitnet_context_params;
 
 /* KV cache element types for bitnet_context_params.kv_type. */
@@ -184,21 +190,45 @@ BITNET_API void bitnet_context_free(bitnet_context *ctx);
 /* The message of the last failed call on this context. */
 BITNET_API const char *bitnet_context_last_error(const bitnet_context *ctx);
 BITNET_API int32_t bitnet_context_n_ctx(const bitnet_context *ctx);
-/* Tokens currently held in the KV cache. */
+/* Tokens currently held in the KV cache of sequence 0. */
 BITNET_API int32_t bitnet_context_n_past(const bitnet_context *ctx);
-/* Forget the sequence (empty KV cache). */
+/* Forget every sequence (empty KV caches). */
 BITNET_API void bitnet_context_reset(bitnet_context *ctx);
 
-/* Run the model over n_tokens tokens placed after the ones already in the
- * context. Afterwards bitnet_context_logits() holds the logits of the last
+/* Run the model over n_tokens tokens placed after the ones already in
+ * sequence 0. Afterwards bitnet_context_logits() holds the logits of the last
  * token. If logits_all is not NULL it receives n_tokens * n_vocab floats,
  * row i being the logits after token i. On failure the context keeps the
  * sequence it had before the call. */
 BITNET_API bitnet_status bitnet_decode(bitnet_context *ctx, const int32_t *tokens, int32_t n_tokens,
                                        float *logits_all);
 
-/* Logits (n_vocab floats) after the last decoded token; NULL before any. */
+/* Logits (n_vocab floats) after the last decoded token of sequence 0; NULL
+ * before any, after a reset of sequence 0, and after a bitnet_decode_batch
+ * whose last item for sequence 0 did not ask for logits. */
 BITNET_API const float *bitnet_context_logits(const bitnet_context *ctx);
+
+/* Sequences (bitnet_context_params.n_seq_max) this context holds. */
+BITNET_API int32_t bitnet_context_n_seq_max(const bitnet_context *ctx);
+/* Tokens held by sequence seq_id; -1 for an id out of range or a NULL ctx. */
+BITNET_API int32_t bitnet_seq_length(const bitnet_context *ctx, int32_t seq_id);
+/* Empty sequence seq_id so the slot can start a new one; the others are
+ * untouched. BITNET_ERR_INVALID_ARGUMENT for an id out of range. */
+BITNET_API bitnet_status bitnet_seq_reset(bitnet_context *ctx, int32_t seq_id);
+
+/* Append tokens[i] to sequence seq_ids[i], for i < n_tokens, in one forward
+ * pass per n_batch items: the weights are read once for all of them, and
+ * each token attends only to its own sequence. Items of one sequence are
+ * taken in array order, so a batch can mix one sequence's whole prompt with
+ * other sequences' single decode tokens. The logits of a token are bit for
+ * bit those bitnet_decode gives for the same sequence in a context of its own.
+ * want_logits[i] != 0 asks for item i's logits (NULL: every item); logits_out
+ * receives one row of n_vocab floats per item asked for, in item order, and
+ * may be NULL only when none is. All arrays stay the caller's. On failure (a
+ * sequence id out of range, a bad token id, a sequence that would exceed
+ * n_ctx) the message names the item, and every sequence is as it was. */
+BITNET_API bitnet_status bitnet_decode_batch(bitnet_context *ctx, const int32_t *tokens, const int32_t *seq_ids,
+                                             const int8_t *want_logits, int32_t n_tokens, float *logits_out);
 
 typedef struct bitnet_sampler_params {
     size_t struct_size;   /* sizeof(bitnet_sampler_params), set by bitnet_sampler_params_init */

@@ -290,6 +290,7 @@ void bitnet_context_params_init(bitnet_context_params *p) {
 #define BN_DEFAULT_N_CTX 4096
 #define BN_DEFAULT_N_BATCH 512
 #define BN_MAX_THREADS 1024
+#define BN_MAX_SEQ 4096
 
 bitnet_status bitnet_context_create(bitnet_model *model, const bitnet_context_params *params, bitnet_context **out) {
     if (!out) return api_invalid("bitnet_context_create: out is NULL");
@@ -299,17 +300,19 @@ bitnet_status bitnet_context_create(bitnet_model *model, const bitnet_context_pa
     bitnet_context_params_init(&p);
     merge_params(&p, sizeof p, params);
     if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_threads > BN_MAX_THREADS ||
-        (p.kv_type != BITNET_KV_F16 && p.kv_type != BITNET_KV_F32)) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "bitnet_context_create: n_ctx %d, n_batch %d, n_threads %d or kv_type %d out of range "
-                 "(use 0 for defaults; at most %d threads)", p.n_ctx, p.n_batch, p.n_threads, p.kv_type, BN_MAX_THREADS);
+        (p.kv_type != BITNET_KV_F16 && p.kv_type != BITNET_KV_F32) || p.n_seq_max < 0 || p.n_seq_max > BN_MAX_SEQ) {
+        char msg[240];
+        snprintf(msg, sizeof msg, "bitnet_context_create: n_ctx %d, n_batch %d, n_threads %d, kv_type %d or n_seq_max %d "
+                 "out of range (use 0 for defaults; at most %d threads, %d sequences)", p.n_ctx, p.n_batch, p.n_threads,
+                 p.kv_type, p.n_seq_max, BN_MAX_THREADS, BN_MAX_SEQ);
         return api_invalid(msg);
     }
     int32_t n_ctx = p.n_ctx ? p.n_ctx : model->hp.n_ctx_train;
     if (!p.n_ctx && n_ctx > BN_DEFAULT_N_CTX) n_ctx = BN_DEFAULT_N_CTX;
     int32_t n_batch = p.n_batch ? p.n_batch : BN_DEFAULT_N_BATCH;
     bn_error err = {0};
-    bitnet_status st = bn_context_create(model, n_ctx, n_batch, p.n_threads, p.kv_type == BITNET_KV_F16, out, &err);
+    bitnet_status st = bn_context_create(model, n_ctx, n_batch, p.n_threads, p.kv_type == BITNET_KV_F16,
+                                         p.n_seq_max ? p.n_seq_max : 1, out, &err);
     return st ? bn_api_fail(&err) : BITNET_OK;
 }
 
@@ -317,17 +320,39 @@ void bitnet_context_free(bitnet_context *ctx) { bn_context_destroy(ctx); }
 
 const char *bitnet_context_last_error(const bitnet_context *ctx) { return ctx ? ctx->err.msg : ""; }
 int32_t bitnet_context_n_ctx(const bitnet_context *ctx) { return ctx ? ctx->n_ctx : 0; }
-int32_t bitnet_context_n_past(const bitnet_context *ctx) { return ctx ? ctx->n_past : 0; }
+int32_t bitnet_context_n_past(const bitnet_context *ctx) { return ctx ? ctx->seq_len[0] : 0; }
+int32_t bitnet_context_n_seq_max(const bitnet_context *ctx) { return ctx ? ctx->n_seq : 0; }
 
 void bitnet_context_reset(bitnet_context *ctx) {
-    if (!ctx) return;
-    ctx->n_past = 0;
-    ctx->has_logits = false;
+    if (ctx) bn_context_seq_reset(ctx, -1);
+}
+
+int32_t bitnet_seq_length(const bitnet_context *ctx, int32_t seq_id) {
+    return ctx && seq_id >= 0 && seq_id < ctx->n_seq ? ctx->seq_len[seq_id] : -1;
+}
+
+bitnet_status bitnet_seq_reset(bitnet_context *ctx, int32_t seq_id) {
+    if (!ctx) return api_invalid("bitnet_seq_reset: ctx is NULL");
+    if (seq_id < 0 || seq_id >= ctx->n_seq) {
+        bn_fail(&ctx->err, BITNET_ERR_INVALID_ARGUMENT, "bitnet_seq_reset: sequence id %d is out of range [0, %d)",
+                seq_id, ctx->n_seq);
+        return bn_api_fail(&ctx->err);
+    }
+    bn_context_seq_reset(ctx, seq_id);
+    return BITNET_OK;
 }
 
 bitnet_status bitnet_decode(bitnet_context *ctx, const int32_t *tokens, int32_t n_tokens, float *logits_all) {
     if (!ctx) return api_invalid("bitnet_decode: ctx is NULL");
     bitnet_status st = bn_context_decode(ctx, tokens, n_tokens, logits_all);
+    return st ? bn_api_fail(&ctx->err) : BITNET_OK;
+}
+
+bitnet_status bitnet_decode_batch(bitnet_context *ctx, const int32_t *tokens, const int32_t *seq_ids,
+                                  const int8_t *want_logits, int32_t n_tokens, float *logits_out) {
+    if (!ctx) return api_invalid("bitnet_decode_batch: ctx is NULL");
+    bitnet_status st = bn_context_decode_batch(ctx, tokens, seq_ids, want_logits, n_tokens, logits_out);
+    if (st) bn_error_prefix(&ctx->err, "bitnet_decode_batch");
     return st ? bn_api_fail(&ctx->err) : BITNET_OK;
 }
 
@@ -416,7 +441,7 @@ static bitnet_status generate_loop(bitnet_context *ctx, bitnet_sampler *sampler,
         const bool is_end = tok == m->token_eos || tok == m->token_eot;
         if (is_end && !(flags & BITNET_GENERATE_IGNORE_EOS)) break;
         if (i + 1 == max_tokens) break;
-        if (ctx->n_past >= ctx->n_ctx) break; /* context full: stop with what we have */
+        if (ctx->seq_len[0] >= ctx->n_ctx) break; /* context full: stop with what we have */
         if ((st = bitnet_decode(ctx, &tok, 1, NULL))) return st;
     }
     return BITNET_OK;
