@@ -62,6 +62,18 @@ def resolve_model_path(arg: str | None) -> str:
     return os.fspath(arg)
 
 
+def require_after_model(args: argparse.Namespace, name: str, metavar: str) -> None:
+    """With MODEL left out argparse gives a lone argument to ``name``. When
+    that argument is a GGUF file the user meant it as MODEL and forgot
+    ``metavar``: a usage error (exit 2), not a run of the default model on a
+    file name."""
+    value = getattr(args, name)
+    if args.model is None and isinstance(value, str) and value.lower().endswith(".gguf") and os.path.isfile(value):
+        print(f"{PROG}: error: the following arguments are required: {metavar} "
+              f"({value} is a model: give the {metavar} after it)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def add_model_options(p: argparse.ArgumentParser, *, n_ctx_help: str | None = None) -> None:
     """-t/--threads, -c/--n-ctx, --kernel: how the model is opened."""
     g = p.add_argument_group("model options")

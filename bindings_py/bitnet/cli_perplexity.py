@@ -14,7 +14,14 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from ._cli_common import add_model_argument, add_model_options, fail, open_model, resolve_model_path
+from ._cli_common import (
+    add_model_argument,
+    add_model_options,
+    fail,
+    open_model,
+    require_after_model,
+    resolve_model_path,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -33,6 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_after_model(args, "file", "FILE")
     from .perplexity import DEFAULT_N_CTX, compute_perplexity
 
     if args.file == "-":

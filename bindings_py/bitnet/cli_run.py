@@ -11,7 +11,15 @@ import argparse
 import sys
 from typing import Any
 
-from ._cli_common import add_model_argument, add_model_options, add_sampling_options, fail, open_model, sampling_kwargs
+from ._cli_common import (
+    add_model_argument,
+    add_model_options,
+    add_sampling_options,
+    fail,
+    open_model,
+    require_after_model,
+    sampling_kwargs,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,6 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_after_model(args, "prompt", "PROMPT")
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     with open_model(args) as model:
         try:

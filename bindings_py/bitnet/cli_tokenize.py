@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from ._cli_common import add_model_argument, resolve_model_path
+from ._cli_common import add_model_argument, require_after_model, resolve_model_path
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_after_model(args, "text", "TEXT")
     import bitnet
 
     text = sys.stdin.read() if args.text == "-" else args.text
