@@ -653,6 +653,10 @@ int bn_tokenizer_is_special(const bn_tokenizer *t, int32_t id) {
     return t && id >= 0 && id < t->n_vocab && is_special_type(t->type[id]);
 }
 
+int bn_tokenizer_token_type(const bn_tokenizer *t, int32_t id) {
+    return t && id >= 0 && id < t->n_vocab ? t->type[id] : -1;
+}
+
 /* ---- per-call workspace ------------------------------------------------------------ */
 
 typedef struct sym {

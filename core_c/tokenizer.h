@@ -50,6 +50,9 @@ const char *bn_tokenizer_pre_name(const bn_tokenizer *t);
 const char *bn_tokenizer_token_text(const bn_tokenizer *t, int32_t id, size_t *len);
 /* 1 for control tokens (BOS, EOS, <|eot_id|>, ...), unknown and user-defined tokens. */
 int bn_tokenizer_is_special(const bn_tokenizer *t, int32_t id);
+/* The GGUF token type of id (tokenizer.ggml.token_type: 1 normal, 2 unknown,
+ * 3 control, 4 user-defined, 5 unused, 6 byte; 0 undefined), -1 out of range. */
+int bn_tokenizer_token_type(const bn_tokenizer *t, int32_t id);
 
 /* Tokenize text_len bytes of UTF-8 (text may be NULL when text_len is 0).
  * Writes up to cap ids to out and the count needed to *n_out; returns

@@ -238,8 +238,8 @@ def test_eot_found_by_its_text_ends_generation(scripted: bitnet.Model) -> None:
     assert scripted.eot_id == EOT and scripted.eos_id == EOS
     ids = scripted.generate_tokens(scripted.tokenize("x"), 50)
     assert ids == [450, 451, 452, EOT]
-    # ignore_eos goes on past it, and the token's text is then part of the text
-    assert scripted.generate("x", 8, ignore_eos=True) == (ANSWER + "<|eot_id|>") * 2
+    # ignore_eos goes on past it; a control token adds no text (as in llama.cpp)
+    assert scripted.generate("x", 8, ignore_eos=True) == ANSWER * 2
 
 
 def test_model_close_waits_for_a_running_stream(tmp_path: Path) -> None:
@@ -266,3 +266,20 @@ def test_a_dropped_stream_cancels_its_worker(tmp_path: Path) -> None:
         assert not generation.thread.is_alive()
         assert generation.n_tokens < 4096 - prompt_len + 1
         assert m.generate(STOP_PROMPT, 50) == STOP_TEXT
+
+
+# ---- control tokens ----------------------------------------------------------------------------
+
+
+def test_control_tokens_add_no_text(tmp_path: Path) -> None:
+    """A generated control token (here <|im_start|>, or EOS with ignore_eos) shows
+    no text, as in llama.cpp's output; the tokens around it show theirs."""
+    from reference.scripted_model import B, chain_of, scripted_model
+
+    chain = chain_of(B("k"), 311, 501, 312, EOS)
+    with bitnet.Model(scripted_model(tmp_path / "ctl.gguf", chain, 450, special={501: "<|im_start|>"})) as m:
+        ids = m.generate_tokens(m.tokenize("k", add_bos=False), 3)
+        assert ids == [311, 501, 312]  # the control token really is generated
+        assert m.generate("k", 3) == " t311 t312"
+        assert "".join(m.stream("k", 3)) == " t311 t312"
+        assert m.generate("k", 5, ignore_eos=True).startswith(" t311 t312 t450")  # EOS hidden too

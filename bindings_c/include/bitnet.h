@@ -323,6 +323,21 @@ BITNET_API bitnet_status bitnet_detokenize(const bitnet_tokenizer *tok, const in
 BITNET_API bitnet_status bitnet_token_to_piece(const bitnet_tokenizer *tok, int32_t id, char *buf, size_t cap,
                                                size_t *needed);
 
+/* GGUF token types (tokenizer.ggml.token_type). */
+typedef enum bitnet_token_type {
+    BITNET_TOKEN_UNDEFINED = 0,
+    BITNET_TOKEN_NORMAL = 1,
+    BITNET_TOKEN_UNKNOWN = 2,
+    BITNET_TOKEN_CONTROL = 3, /* BOS, EOS, <|eot_id|>, ...: generated text usually hides them */
+    BITNET_TOKEN_USER_DEFINED = 4,
+    BITNET_TOKEN_UNUSED = 5,
+    BITNET_TOKEN_BYTE = 6
+} bitnet_token_type;
+
+/* The type of token id (a bitnet_token_type value), or -1 when id is out of
+ * range or tok is NULL. */
+BITNET_API int bitnet_token_type_of(const bitnet_tokenizer *tok, int32_t id);
+
 /* BITNET_CDEF_END */
 
 #ifdef __cplusplus

@@ -72,6 +72,10 @@ bitnet_status bitnet_detokenize(const bitnet_tokenizer *tok, const int32_t *ids,
     return st ? fail_on(tok, &e) : BITNET_OK;
 }
 
+int bitnet_token_type_of(const bitnet_tokenizer *tok, int32_t id) {
+    return tok ? bn_tokenizer_token_type(bn_tokenizer_from_public(tok), id) : -1;
+}
+
 bitnet_status bitnet_token_to_piece(const bitnet_tokenizer *tok, int32_t id, char *buf, size_t cap,
                                     size_t *needed) {
     bn_error e = {0};

@@ -239,8 +239,11 @@ class Model(OwnsHandles):
         pieces: dict[int, bytes] = {}
 
         def piece(token: int) -> bytes:
+            # Control tokens (BOS, EOS, <|eot_id|>, ...) add no text, as in
+            # llama.cpp's output unless asked for special tokens.
             if token not in pieces:
-                pieces[token] = token_to_piece_handle(handle, token)
+                control = lib.bitnet_token_type_of(handle, token) == lib.BITNET_TOKEN_CONTROL
+                pieces[token] = b"" if control else token_to_piece_handle(handle, token)
             return pieces[token]
 
         # Pieces, not detokenize(): a continuation keeps the space SentencePiece
