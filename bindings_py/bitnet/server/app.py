@@ -1,0 +1,421 @@
+"""The HTTP side: Starlette routes over one :class:`~.engine.Engine`.
+
+Routes: POST /v1/completions, POST /v1/chat/completions (JSON or SSE
+streaming), GET /v1/models, GET /health, GET /metrics, POST /tokenize,
+POST /detokenize (llama.cpp server's shapes). Every error is answered in
+OpenAI's JSON error shape (schemas.APIError) and the server goes on serving.
+
+The model loads on a background thread when the app starts, so /health can
+answer 503 ("loading") at once and 200 once requests can be served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._sampling import Sampling
+from .engine import Engine, Finished, QueueFull, Request
+from .metrics import CONTENT_TYPE, ServerMetrics
+from .schemas import APIError, ChatRequest, CompletionRequest, GenerationParams, bad, parse_chat, parse_completion
+from .schemas import parse_detokenize, parse_tokenize
+
+# Routes that need the API key; /health and /metrics stay open for probes and scrapers.
+_PROTECTED = ("/v1/", "/tokenize", "/detokenize")
+_ROUTES = ("/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics", "/tokenize", "/detokenize")
+_COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
+_POLL_S = 0.5  # how often a waiting handler checks whether its client is still there
+
+
+@dataclass
+class ServerConfig:
+    model_path: str
+    model_name: str
+    n_slots: int = 4
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    kernel: str | None = None
+    api_key: str | None = None
+    max_tokens_cap: int | None = None  # None: the context size
+    max_queue: int = 64
+    max_body_bytes: int = 1 << 20
+
+
+class ServerState:
+    """The app's engine (None while loading) and metrics."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = ServerMetrics()
+        self.engine: Engine | None = None
+        self.load_error: str | None = None
+        self.created = int(time.time())
+
+    def load(self) -> None:
+        c = self.config
+        try:
+            self.engine = Engine(c.model_path, n_slots=c.n_slots, n_ctx=c.n_ctx, n_threads=c.n_threads,
+                                 kernel=c.kernel, max_queue=c.max_queue, metrics=self.metrics)
+        except Exception as exc:  # noqa: BLE001 - reported by /health and every request
+            self.load_error = f"{type(exc).__name__}: {exc}"
+
+    def require_engine(self) -> Engine:
+        if self.engine is None:
+            message = f"the model failed to load: {self.load_error}" if self.load_error else "the model is loading"
+            raise APIError(503, message, type="server_error", code="model_not_ready")
+        return self.engine
+
+    @property
+    def max_tokens_cap(self) -> int:
+        engine = self.require_engine()
+        return self.config.max_tokens_cap or engine.n_ctx
+
+
+# ---- middleware --------------------------------------------------------------------
+
+
+class _Gate:
+    """Pure ASGI middleware: counts responses by route and status for
+    /metrics, and checks the bearer API key before any route runs."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        route = path if path in _ROUTES else "other"
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.state.metrics.requests.labels(route, str(message["status"])).inc()
+            await send(message)
+
+        key = self.state.config.api_key
+        if key and path.startswith(_PROTECTED) and not _key_matches(scope, key):
+            err = APIError(401, "invalid or missing API key (send 'Authorization: Bearer <key>')",
+                           code="invalid_api_key")
+            await _error_response(err)(scope, receive, counting_send)
+            return
+        await self.app(scope, receive, counting_send)
+
+
+def _key_matches(scope: Scope, key: str) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+    return False
+
+
+def _error_response(err: APIError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+# ---- helpers -----------------------------------------------------------------------
+
+
+async def _read_json(request: HTTPRequest, limit: int) -> Any:
+    """The body as JSON; 413 past ``limit`` bytes (checked while reading, so
+    a client cannot make the server buffer more), 400 when it is not JSON."""
+    too_large = APIError(413, f"the request body is larger than {limit} bytes", code="request_too_large")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        raise bad("the request body is not valid JSON") from None
+
+
+def _state(request: HTTPRequest) -> ServerState:
+    return request.app.state.bitnet
+
+
+def _check_model(state: ServerState, name: str | None) -> None:
+    if name is not None and name != state.config.model_name:
+        raise APIError(404, f"the model '{name}' does not exist (this server has '{state.config.model_name}')",
+                       param="model", code="model_not_found")
+
+
+def _sampling(p: GenerationParams) -> Sampling:
+    # No seed: a fresh one, as OpenAI (the library's fixed default would make
+    # every unseeded request sample the same text).
+    seed = p.seed if p.seed is not None else int.from_bytes(os.urandom(8), "little")
+    return Sampling(temperature=p.temperature, seed=seed, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _next_item(req: Request, http: HTTPRequest) -> str | Finished:
+    """The request's next text piece or its Finished; cancels it and raises
+    _Disconnected when the client has gone away meanwhile."""
+    while True:
+        try:
+            return await asyncio.wait_for(req.queue.get(), timeout=_POLL_S)
+        except asyncio.TimeoutError:
+            if await http.is_disconnected():
+                req.cancel()
+                raise _Disconnected from None
+
+
+def _usage(fin: Finished) -> dict[str, int]:
+    return {"prompt_tokens": fin.prompt_tokens, "completion_tokens": fin.completion_tokens,
+            "total_tokens": fin.prompt_tokens + fin.completion_tokens}
+
+
+def _sse(obj: Any) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+# ---- generation routes ---------------------------------------------------------------
+
+
+async def completions(request: HTTPRequest) -> Response:
+    state = _state(request)
+    body = await _read_json(request, state.config.max_body_bytes)
+    engine = state.require_engine()
+    params = parse_completion(body, state.max_tokens_cap)
+    _check_model(state, params.model)
+    if isinstance(params.prompt, str):
+        try:
+            ids = engine.model._prompt_ids(params.prompt)
+        except ValueError as exc:
+            raise bad(str(exc), "prompt") from None
+    else:
+        ids = params.prompt
+        if any(not 0 <= t < engine.n_vocab for t in ids):
+            raise bad(f"the prompt has a token id out of range [0, {engine.n_vocab})", "prompt")
+    return await _generate(request, state, engine, ids, params, chat=False)
+
+
+async def chat_completions(request: HTTPRequest) -> Response:
+    state = _state(request)
+    body = await _read_json(request, state.config.max_body_bytes)
+    engine = state.require_engine()
+    params = parse_chat(body, state.max_tokens_cap)
+    _check_model(state, params.model)
+    try:
+        ids = engine.model.chat_tokens(params.messages)
+    except Exception as exc:  # noqa: BLE001 - a template that rejects these messages
+        raise bad(f"the chat template failed on these messages: {exc}", "messages") from None
+    return await _generate(request, state, engine, ids, params, chat=True)
+
+
+async def _generate(
+    http: HTTPRequest, state: ServerState, engine: Engine, ids: list[int],
+    params: CompletionRequest | ChatRequest, *, chat: bool,
+) -> Response:
+    room = engine.n_ctx - len(ids)
+    if params.max_tokens is not None:
+        max_tokens = params.max_tokens
+    elif chat:  # chat: until the answer ends or the context is full
+        max_tokens = min(state.max_tokens_cap, room)
+    else:
+        max_tokens = min(_COMPLETIONS_DEFAULT_MAX_TOKENS, state.max_tokens_cap)
+    if len(ids) + max_tokens > engine.n_ctx or room <= 0:
+        raise bad(f"the prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) is more than the context "
+                  f"holds ({engine.n_ctx} tokens)", "max_tokens" if room > 0 else "messages" if chat else "prompt",
+                  "context_length_exceeded")
+    req = Request(ids, max_tokens, _sampling(params), params.stop, asyncio.get_running_loop())
+    try:
+        engine.submit(req)
+    except QueueFull:
+        raise APIError(429, "the server is busy: every slot is taken and the queue is full; retry later",
+                       type="server_error", code="queue_full", headers={"Retry-After": "1"}) from None
+    ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+    meta = {"id": ident, "created": int(time.time()), "model": state.config.model_name}
+    if params.stream:
+        return StreamingResponse(_stream(http, req, meta, chat, params.include_usage), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return await _collect(http, req, meta, chat)
+
+
+async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool) -> Response:
+    parts: list[str] = []
+    finished = False
+    try:
+        while True:
+            item = await _next_item(req, http)
+            if isinstance(item, Finished):
+                finished = True
+                break
+            parts.append(item)
+    except _Disconnected:
+        return Response(status_code=499)  # nobody reads it; nginx's code for "client closed"
+    finally:
+        if not finished:
+            req.cancel()
+    if item.reason == "error":
+        raise APIError(500, item.error or "generation failed", type="server_error")
+    text = "".join(parts)
+    if chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                  "finish_reason": item.reason}
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": item.reason}
+        obj = "text_completion"
+    return JSONResponse({**meta, "object": obj, "choices": [choice], "usage": _usage(item)})
+
+
+async def _stream(
+    http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool, include_usage: bool,
+) -> AsyncIterator[str]:
+    """SSE events: ``data: {chunk}`` per text piece, a last chunk with the
+    finish_reason, the usage chunk if asked for, then ``data: [DONE]``.
+    However the stream ends early (client gone, send failure, task
+    cancelled), ``finally`` cancels the request so the engine frees its slot."""
+    obj = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(text: str | None, finish: str | None) -> dict[str, Any]:
+        if chat:
+            delta: dict[str, Any] = {} if text is None else {"content": text}
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        return {**meta, "object": obj, "choices": [choice]}
+
+    finished = False
+    try:
+        if chat:
+            first = chunk("", None)
+            first["choices"][0]["delta"] = {"role": "assistant", "content": ""}
+            yield _sse(first)
+        while True:
+            item = await _next_item(req, http)
+            if isinstance(item, Finished):
+                finished = True
+                break
+            yield _sse(chunk(item, None))
+        if item.reason == "error":
+            yield _sse(APIError(500, item.error or "generation failed", type="server_error").body())
+        else:
+            yield _sse(chunk(None, item.reason))
+            if include_usage:
+                yield _sse({**meta, "object": obj, "choices": [], "usage": _usage(item)})
+        yield "data: [DONE]\n\n"
+    except _Disconnected:
+        return
+    finally:
+        if not finished:
+            req.cancel()
+
+
+# ---- other routes ----------------------------------------------------------------------
+
+
+async def models(request: HTTPRequest) -> Response:
+    state = _state(request)
+    return JSONResponse({"object": "list", "data": [
+        {"id": state.config.model_name, "object": "model", "created": state.created, "owned_by": "bitnet"}]})
+
+
+async def health(request: HTTPRequest) -> Response:
+    state = _state(request)
+    if state.engine is not None:
+        return JSONResponse({"status": "ok"})
+    if state.load_error:
+        return JSONResponse({"status": "error", "error": state.load_error}, status_code=503)
+    return JSONResponse({"status": "loading"}, status_code=503)
+
+
+async def metrics(request: HTTPRequest) -> Response:
+    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def tokenize(request: HTTPRequest) -> Response:
+    state = _state(request)
+    body = await _read_json(request, state.config.max_body_bytes)
+    engine = state.require_engine()
+    content, add_special = parse_tokenize(body)
+    return JSONResponse({"tokens": engine.model.tokenize(content, add_bos=add_special)})
+
+
+async def detokenize(request: HTTPRequest) -> Response:
+    state = _state(request)
+    body = await _read_json(request, state.config.max_body_bytes)
+    engine = state.require_engine()
+    tokens = parse_detokenize(body, engine.n_vocab)
+    return JSONResponse({"content": engine.model.detokenize(tokens)})
+
+
+# ---- the app ---------------------------------------------------------------------------
+
+
+async def _api_error(request: HTTPRequest, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return _error_response(exc)
+
+
+async def _http_error(request: HTTPRequest, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return _error_response(APIError(exc.status_code, str(exc.detail), type=kind))
+
+
+async def _server_error(request: HTTPRequest, exc: Exception) -> Response:
+    return _error_response(APIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error"))
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    """The ASGI app. The model starts loading when the app starts (lifespan);
+    ``app.state.bitnet`` is its :class:`ServerState`."""
+    state = ServerState(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loader = threading.Thread(target=state.load, name="bitnet-load", daemon=True)
+        loader.start()
+        try:
+            yield
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, loader.join)
+            if state.engine is not None:
+                state.engine.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/tokenize", tokenize, methods=["POST"]),
+            Route("/detokenize", detokenize, methods=["POST"]),
+        ],
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.bitnet = state
+    # Outermost, so that 401s and every error response are counted too.
+    app.add_middleware(_Gate, state=state)  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,327 @@
+"""``bitnet serve``: the OpenAI-compatible server and its continuous batching (issue 7).
+
+The key property: a request's greedy output is exactly what
+``bitnet.Model(...).generate(prompt, temperature=0)`` gives for that prompt
+alone, however many other requests share the batch (bitnet_decode_batch is
+bit-identical to decoding each sequence alone). The server runs on the
+embedded default model (a tiny one), uvicorn on a free port of 127.0.0.1 in a
+background thread.
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+bitnet = pytest.importorskip("bitnet", reason="the bitnet engine package is not importable (not built yet?)")
+pytest.importorskip("starlette", reason="the server extra is not installed")
+uvicorn = pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+openai = pytest.importorskip("openai")
+
+from bitnet.default_model import default_model_path  # noqa: E402
+from bitnet.server import ServerConfig, create_app  # noqa: E402
+
+NAME = "kjv"
+N_CTX = 256
+PROMPTS = [
+    "In the beginning", "And God said", "The LORD is my shepherd", "Blessed are the",
+    "And it came to pass", "Now the serpent", "For God so loved", "Then Jesus",
+    "And the earth was", "Let there be", "Thou shalt not", "The heavens declare",
+    "Praise ye the LORD", "In my Father's house", "Fear not", "Behold, I stand",
+]
+
+
+class Server:
+    """A uvicorn server for one app on a free port, in a background thread."""
+
+    def __init__(self, **config) -> None:
+        self.app = create_app(ServerConfig(model_path=str(default_model_path()), model_name=NAME, **config))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the server did not become healthy")
+
+    @property
+    def engine(self):
+        return self.app.state.bitnet.engine
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(self.url + "/metrics").text
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server(n_slots=4, n_ctx=N_CTX, max_body_bytes=64 * 1024)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """Greedy completions of each prompt alone, through bitnet.Model."""
+    with bitnet.Model(n_ctx=N_CTX) as m:
+        yield lambda prompt, n: m.generate(prompt, max_tokens=n, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+
+
+def _stream_text(url: str, path: str, body: dict) -> tuple[str, list[dict]]:
+    """POST a streaming request; the joined text and the parsed events (until [DONE])."""
+    events = []
+    with httpx.stream("POST", url + path, json={**body, "stream": True}, timeout=60) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if not line:
+                continue
+            assert line.startswith("data: ")
+            if line == "data: [DONE]":
+                break
+            events.append(json.loads(line[6:]))
+    text = "".join(c["text"] if "text" in c else c["delta"].get("content", "")
+                   for e in events for c in e["choices"])
+    return text, events
+
+
+# ---- the official client --------------------------------------------------------------
+
+
+def test_openai_completion_is_model_generate(client, reference):
+    r = client.completions.create(model=NAME, prompt="In the beginning", max_tokens=24, temperature=0)
+    assert r.choices[0].text == reference("In the beginning", 24)
+    assert r.choices[0].finish_reason in ("length", "stop")
+    assert r.usage.completion_tokens <= 24 and r.usage.prompt_tokens > 0
+
+
+def test_openai_chat_and_its_stream_agree(client):
+    messages = [{"role": "user", "content": "Who made the heavens?"}]
+    whole = client.chat.completions.create(model=NAME, messages=messages, max_tokens=20, temperature=0)
+    assert whole.choices[0].message.role == "assistant"
+    chunks = list(client.chat.completions.create(model=NAME, messages=messages, max_tokens=20, temperature=0,
+                                                 stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == whole.usage.total_tokens
+
+
+def test_openai_stream_completion_is_model_generate(client, reference):
+    stream = client.completions.create(model=NAME, prompt="And God said", max_tokens=30, temperature=0, stream=True)
+    assert "".join(c.choices[0].text for c in stream) == reference("And God said", 30)
+
+
+def test_seeded_sampling_repeats(client):
+    def once():
+        return client.completions.create(model=NAME, prompt="Fear not", max_tokens=24, temperature=1.0,
+                                         seed=1234).choices[0].text
+
+    assert once() == once()
+
+
+def test_models_lists_the_model(client):
+    assert [m.id for m in client.models.list()] == [NAME]
+
+
+# ---- continuous batching ----------------------------------------------------------------
+
+
+def test_16_concurrent_streams_each_equal_generate_alone(server, reference):
+    """16 clients on 4 slots: requests join and leave the batch at different
+    steps (prompts of different lengths, 12 waiting at first), and each still
+    gets exactly its own greedy text."""
+    n = 40
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(
+            lambda p: _stream_text(server.url, "/v1/completions",
+                                   {"model": NAME, "prompt": p, "max_tokens": n, "temperature": 0})[0], PROMPTS))
+    for prompt, text in zip(PROMPTS, got):
+        assert text == reference(prompt, n), prompt
+    assert server.metric("bitnet_busy_slots") == 0
+    assert server.metric("bitnet_queue_depth") == 0
+
+
+def test_a_disconnecting_client_frees_its_slot():
+    """A client that closes its stream mid-generation: the server cancels the
+    request and the engine frees the slot at its next step (a 2000-token
+    request would otherwise hold it for many seconds)."""
+    s = Server(n_slots=1, n_ctx=2048)
+    try:
+        body = {"model": NAME, "prompt": "In the beginning", "max_tokens": 2000, "temperature": 0, "stream": True}
+        with httpx.stream("POST", s.url + "/v1/completions", json=body, timeout=30) as r:
+            lines = r.iter_lines()
+            next(line for line in lines if line.startswith("data: "))  # generation is under way
+            s.engine.pause()  # hold the request in flight while the client leaves
+            assert s.metric("bitnet_busy_slots") == 1
+        s.engine.resume()
+        deadline = time.monotonic() + 10
+        while s.metric("bitnet_busy_slots") != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert s.metric("bitnet_busy_slots") == 0
+        assert s.metric('bitnet_finished_requests_total{reason="cancelled"}') == 1
+        assert s.metric("bitnet_generated_tokens_total") < 2000
+        # The freed slot serves the next request.
+        r = httpx.post(s.url + "/v1/completions", json={"prompt": "Fear not", "max_tokens": 4}, timeout=30)
+        assert r.status_code == 200
+    finally:
+        s.engine.resume()
+        s.stop()
+
+
+def test_a_full_queue_answers_429_with_retry_after():
+    s = Server(n_slots=1, n_ctx=64, max_queue=1)
+    try:
+        s.engine.pause()  # nothing is admitted: the first request waits in the queue
+        body = {"model": NAME, "prompt": "Fear not", "max_tokens": 4, "temperature": 0}
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(httpx.post, s.url + "/v1/completions", json=body, timeout=30)
+            while s.metric("bitnet_queue_depth") != 1:
+                time.sleep(0.02)
+            r = httpx.post(s.url + "/v1/completions", json=body)
+            assert r.status_code == 429 and r.headers["retry-after"] == "1"
+            assert r.json()["error"]["code"] == "queue_full"
+            s.engine.resume()
+            assert first.result().status_code == 200
+    finally:
+        s.engine.resume()
+        s.stop()
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+BAD = [
+    # (path, body (bytes are sent as is), status, param)
+    ("/v1/completions", b"{not json", 400, None),
+    ("/v1/completions", b"[1, 2]", 400, None),
+    ("/v1/completions", {"prompt": 5}, 400, "prompt"),
+    ("/v1/completions", {"prompt": "x", "max_tokens": -1}, 400, "max_tokens"),
+    ("/v1/completions", {"prompt": "x", "max_tokens": 10**9}, 400, "max_tokens"),
+    ("/v1/completions", {"prompt": "x", "max_tokens": "8"}, 400, "max_tokens"),
+    ("/v1/completions", {"prompt": "x", "temperature": "hot"}, 400, "temperature"),
+    ("/v1/completions", {"prompt": "x", "top_p": 2}, 400, "top_p"),
+    ("/v1/completions", {"prompt": "x", "stop": 3}, 400, "stop"),
+    ("/v1/completions", {"prompt": "x", "n": 2}, 400, "n"),
+    ("/v1/completions", {"prompt": "x", "model": "gpt-4"}, 404, "model"),
+    ("/v1/completions", {"prompt": [1, 99999]}, 400, "prompt"),
+    ("/v1/completions", {"prompt": "x " * 300, "max_tokens": 16}, 400, "prompt"),
+    ("/v1/completions", {"prompt": "In the beginning", "max_tokens": N_CTX}, 400, "max_tokens"),
+    ("/v1/chat/completions", {"messages": []}, 400, "messages"),
+    ("/v1/chat/completions", {"messages": [{"content": "no role"}]}, 400, "messages"),
+    ("/v1/completions", {"prompt": "x" * (65 * 1024)}, 413, None),
+    ("/detokenize", {"tokens": [-1]}, 400, "tokens"),
+    ("/tokenize", {"content": 1}, 400, "content"),
+]
+
+
+@pytest.mark.parametrize("path,body,status,param", BAD, ids=[f"{p}-{s}-{i}" for i, (p, _, s, _) in enumerate(BAD)])
+def test_bad_requests_get_openai_errors_and_the_server_goes_on(server, path, body, status, param):
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = httpx.post(server.url + path, content=content, headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["message"]
+    assert err["param"] == param
+    ok = httpx.post(server.url + "/v1/completions", json={"prompt": "Fear not", "max_tokens": 2})
+    assert ok.status_code == 200
+
+
+def test_unknown_route_is_an_openai_404(server):
+    r = httpx.get(server.url + "/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+def test_api_key():
+    from starlette.testclient import TestClient
+
+    app = create_app(ServerConfig(model_path=str(default_model_path()), model_name=NAME, api_key="s3cret", n_ctx=64))
+    with TestClient(app) as c:
+        while c.get("/health").status_code != 200:  # /health needs no key
+            time.sleep(0.02)
+        body = {"prompt": "Fear not", "max_tokens": 2}
+        r = c.post("/v1/completions", json=body)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        assert c.post("/v1/completions", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.post("/v1/completions", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert 'bitnet_requests_total{route="/v1/completions",status="401"} 2.0' in c.get("/metrics").text
+
+
+# ---- health, metrics, tokenize -----------------------------------------------------------
+
+
+def test_health_is_503_until_the_model_is_loaded(monkeypatch):
+    from starlette.testclient import TestClient
+
+    from bitnet.server import app as app_module
+
+    gate = threading.Event()
+    real_load = app_module.ServerState.load
+    monkeypatch.setattr(app_module.ServerState, "load", lambda self: (gate.wait(10), real_load(self)))
+    app = create_app(ServerConfig(model_path=str(default_model_path()), model_name=NAME, n_ctx=64))
+    with TestClient(app) as c:
+        assert c.get("/health").json() == {"status": "loading"}
+        assert c.get("/health").status_code == 503
+        r = c.post("/v1/completions", json={"prompt": "x"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "model_not_ready"
+        gate.set()
+        while c.get("/health").status_code != 200:
+            time.sleep(0.02)
+
+
+def test_metrics_count_requests_tokens_and_latency(server):
+    before = server.metric("bitnet_generated_tokens_total")
+    httpx.post(server.url + "/v1/completions", json={"prompt": "Let there be", "max_tokens": 8,
+                                                     "temperature": 0, "stop": []})
+    text = httpx.get(server.url + "/metrics").text
+    assert server.metric("bitnet_generated_tokens_total") > before
+    assert server.metric("bitnet_slots") == 4
+    for name in ("bitnet_requests_total{route=\"/v1/completions\",status=\"200\"}", "bitnet_prompt_tokens_total",
+                 "bitnet_time_to_first_token_seconds_count", "bitnet_time_per_output_token_seconds_count"):
+        assert name in text
+
+
+def test_tokenize_detokenize_round_trip(server):
+    text = "In the beginning God created the heaven and the earth."
+    tokens = httpx.post(server.url + "/tokenize", json={"content": text}).json()["tokens"]
+    with bitnet.Model(n_ctx=8) as m:
+        assert tokens == m.tokenize(text, add_bos=False)
+    assert httpx.post(server.url + "/detokenize", json={"tokens": tokens}).json() == {"content": text}
+
+
+def test_stop_strings_end_the_text(server, reference):
+    full = reference("In the beginning", 24)
+    stop = full[5:9]
+    r = httpx.post(server.url + "/v1/completions", json={"prompt": "In the beginning", "max_tokens": 24,
+                                                         "temperature": 0, "stop": stop}).json()
+    assert r["choices"][0]["text"] == full[: full.index(stop)]
+    assert r["choices"][0]["finish_reason"] == "stop"
+
+
+def test_serve_is_a_cli_command():
+    from bitnet.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--port", "9", "--slots", "2"])
+    assert (args.port, args.slots, args.host, args.model) == (9, 2, "127.0.0.1", None)
