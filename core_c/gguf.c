@@ -372,21 +372,37 @@ bitnet_status bn_gguf_open_memory(const void *data, size_t size, bn_gguf **out, 
     return finish_open(g, out, err);
 }
 
-static bitnet_status read_whole_file(FILE *f, const char *path, uint64_t size, bn_gguf *g, bn_error *err) {
+static bitnet_status read_whole_file(FILE *f, const char *path, uint64_t size, const bn_progress *progress,
+                                     bn_gguf *g, bn_error *err) {
     if (size > (uint64_t)SIZE_MAX - 1)
         return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "%s: file too large to read into memory", path);
     g->owned_buf = malloc(size ? (size_t)size : 1);
     if (!g->owned_buf)
         return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "%s: out of memory reading %llu bytes", path,
                        (unsigned long long)size);
-    if (size && fread(g->owned_buf, 1, (size_t)size, f) != size)
-        return bn_fail(err, BITNET_ERR_IO, "%s: read failed", path);
+    /* In steps of about 1% (at least 1 MiB), so a progress bar moves smoothly
+     * and a cancel is noticed soon. */
+    const int report = progress && progress->fn;
+    size_t step = report ? (size_t)(size / 100) : (size_t)size;
+    if (step < ((size_t)1 << 20)) step = (size_t)1 << 20;
+    for (size_t done = 0; done < size;) {
+        size_t n = size - done < step ? (size_t)(size - done) : step;
+        if (fread((uint8_t *)g->owned_buf + done, 1, n, f) != n) return bn_fail(err, BITNET_ERR_IO, "%s: read failed", path);
+        done += n;
+        if (report && done < size && progress->fn((float)((double)done / (double)size), progress->user_data))
+            return bn_fail(err, BITNET_ERR_CANCELLED, "%s: loading cancelled by the progress callback", path);
+    }
     g->base = g->owned_buf;
     g->size = size;
     return BITNET_OK;
 }
 
 bitnet_status bn_gguf_open_file(const char *path, int use_mmap, bn_gguf **out, bn_error *err) {
+    return bn_gguf_open_file_progress(path, use_mmap, NULL, out, err);
+}
+
+bitnet_status bn_gguf_open_file_progress(const char *path, int use_mmap, const bn_progress *progress, bn_gguf **out,
+                                         bn_error *err) {
     *out = NULL;
     if (!path) return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT, "path is NULL");
     if (!host_is_little_endian())
@@ -438,7 +454,7 @@ bitnet_status bn_gguf_open_file(const char *path, int use_mmap, bn_gguf **out, b
     if (size < 0 || fseek(f, 0, SEEK_SET) != 0)
         st = bn_fail(err, BITNET_ERR_IO, "%s: cannot determine the file size", path);
     else
-        st = read_whole_file(f, path, (uint64_t)size, g, err);
+        st = read_whole_file(f, path, (uint64_t)size, progress, g, err);
     fclose(f);
     if (st) {
         bn_gguf_close(g);

@@ -91,6 +91,18 @@ typedef struct bn_gguf {
 /* Open and validate a GGUF file. use_mmap = 0 reads it into memory. */
 bitnet_status bn_gguf_open_file(const char *path, int use_mmap, bn_gguf **out, bn_error *err);
 
+/* A load's progress callback (bitnet_model_params.progress_callback). */
+typedef struct bn_progress {
+    int (*fn)(float progress, void *user_data); /* NULL: none */
+    void *user_data;
+} bn_progress;
+
+/* bn_gguf_open_file reporting the fraction of the file read to progress
+ * (only when the file is read, not mapped); a nonzero return from it
+ * cancels: BITNET_ERR_CANCELLED. progress may be NULL. */
+bitnet_status bn_gguf_open_file_progress(const char *path, int use_mmap, const bn_progress *progress, bn_gguf **out,
+                                         bn_error *err);
+
 /* Parse a GGUF image in memory. The bytes are copied (the caller keeps its buffer). */
 bitnet_status bn_gguf_open_memory(const void *data, size_t size, bn_gguf **out, bn_error *err);
 

@@ -74,7 +74,8 @@ typedef enum bitnet_status {
     BITNET_ERR_CONTEXT_FULL = -6,     /* more tokens than the context holds */
     BITNET_ERR_BUFFER_TOO_SMALL = -7, /* the *_needed output says how much is needed */
     BITNET_ERR_NOT_FOUND = -8,        /* no such file, key or token */
-    BITNET_ERR_INTERNAL = -9
+    BITNET_ERR_INTERNAL = -9,
+    BITNET_ERR_CANCELLED = -10        /* a callback asked to stop (e.g. a load's progress callback) */
 } bitnet_status;
 
 /* A static English name for a status ("format error", ...). Never NULL. */
@@ -108,6 +109,10 @@ typedef struct bitnet_model bitnet_model;
 typedef struct bitnet_context bitnet_context;
 typedef struct bitnet_sampler bitnet_sampler;
 
+/* Receives a model load's progress: the fraction done, 0 to 1. Return 0 to go
+ * on, nonzero to cancel the load. */
+typedef int (*bitnet_progress_callback)(float progress, void *user_data);
+
 typedef struct bitnet_model_params {
     size_t struct_size; /* sizeof(bitnet_model_params), set by bitnet_model_params_init */
     int use_mmap;       /* 1 (default): map the file read-only; 0: read it into memory */
@@ -117,6 +122,14 @@ typedef struct bitnet_model_params {
      * "scalar", "avx2", "avx512", "neon", "wasm_simd". A variant this CPU
      * cannot run is an error (BITNET_ERR_UNSUPPORTED), never a crash. */
     const char *kernel;
+    /* Called while the file is read (use_mmap = 0, or no mmap on this
+     * platform: about every 1%, with progress_user_data) and once with 1.0
+     * when the model is ready (that call cannot cancel). A nonzero return
+     * before then cancels the load, which fails with BITNET_ERR_CANCELLED and
+     * frees everything. A mapped file is not read at load time, so with
+     * use_mmap = 1 only the final call comes. NULL (default): no calls. */
+    bitnet_progress_callback progress_callback;
+    void *progress_user_data;
 } bitnet_model_params;
 
 BITNET_API void bitnet_model_params_init(bitnet_model_params *params);

@@ -50,6 +50,7 @@ const char *bitnet_status_str(bitnet_status status) {
     case BITNET_ERR_BUFFER_TOO_SMALL: return "buffer too small";
     case BITNET_ERR_NOT_FOUND: return "not found";
     case BITNET_ERR_INTERNAL: return "internal error";
+    case BITNET_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }
@@ -92,7 +93,7 @@ static bitnet_status pick_isa(const bitnet_model_params *p, bn_isa *isa, bn_erro
 }
 
 static bitnet_status finish_model_load(bn_gguf *g, bitnet_status st, bn_isa isa, bn_error *err, const char *what,
-                                       bitnet_model **out) {
+                                       const bitnet_model_params *p, bitnet_model **out) {
     if (st == BITNET_OK) {
         st = bn_model_create(g, isa, out, err);
         if (st) bn_gguf_close(g);
@@ -101,6 +102,7 @@ static bitnet_status finish_model_load(bn_gguf *g, bitnet_status st, bn_isa isa,
         bn_error_prefix(err, "%s", what);
         return bn_api_fail(err);
     }
+    if (p->progress_callback) (void)p->progress_callback(1.0f, p->progress_user_data);
     return BITNET_OK;
 }
 
@@ -115,13 +117,14 @@ bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *par
     bn_isa isa;
     if (pick_isa(&p, &isa, &err)) return bn_api_fail(&err);
     bn_gguf *g = NULL;
-    bitnet_status st = bn_gguf_open_file(path, p.use_mmap, &g, &err);
+    const bn_progress progress = {p.progress_callback, p.progress_user_data};
+    bitnet_status st = bn_gguf_open_file_progress(path, p.use_mmap, &progress, &g, &err);
     if (st) {
         /* open_file's messages already start with the path where it matters */
         if (st != BITNET_ERR_NOT_FOUND && st != BITNET_ERR_IO) bn_error_prefix(&err, "%s", path);
         return bn_api_fail(&err);
     }
-    return finish_model_load(g, st, isa, &err, path, out);
+    return finish_model_load(g, st, isa, &err, path, &p, out);
 }
 
 bitnet_status bitnet_model_load_from_memory(const void *data, size_t size, const bitnet_model_params *params,
@@ -136,7 +139,7 @@ bitnet_status bitnet_model_load_from_memory(const void *data, size_t size, const
     if (pick_isa(&p, &isa, &err)) return bn_api_fail(&err);
     bn_gguf *g = NULL;
     bitnet_status st = bn_gguf_open_memory(data, size, &g, &err);
-    return finish_model_load(g, st, isa, &err, "GGUF image", out);
+    return finish_model_load(g, st, isa, &err, "GGUF image", &p, out);
 }
 
 void bitnet_model_free(bitnet_model *model) { bn_model_destroy(model); }

@@ -94,6 +94,7 @@ def open_model(args: argparse.Namespace, n_ctx: int | None = None) -> Any:
         n_ctx=n_ctx if n_ctx is not None else args.n_ctx,
         n_threads=args.threads,
         kernel=args.kernel,
+        progress=True if sys.stderr.isatty() else None,
     )
 
 

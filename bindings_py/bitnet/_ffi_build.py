@@ -40,9 +40,12 @@ def _rel(path: Path, relative: bool) -> str:
 
 
 # Python functions C calls back (cffi "extern Python", defined with
-# @ffi.def_extern in bitnet/_generation.py): the token callback of
-# bitnet_generate_tokens_cb.
-PYTHON_CALLBACKS = 'extern "Python" int _bitnet_on_token(void *, int32_t);\n'
+# @ffi.def_extern): the token callback of bitnet_generate_tokens_cb
+# (bitnet/_generation.py) and the load progress callback (bitnet/_progress.py).
+PYTHON_CALLBACKS = (
+    'extern "Python" int _bitnet_on_token(void *, int32_t);\n'
+    'extern "Python" int _bitnet_on_progress(float, void *);\n'
+)
 
 
 def cdef_text(header: Path = HEADER) -> str:

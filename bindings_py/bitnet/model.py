@@ -29,6 +29,7 @@ from ._handle import OwnsHandles
 from ._lib import check, ffi, lib
 from ._sampling import Sampling
 from ._text import TextAssembler, normalize_stop
+from ._progress import ProgressArg, make_progress
 from .tokenizer import detokenize_handle, token_to_piece_handle, tokenize_handle
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -50,6 +51,10 @@ class Model(OwnsHandles):
     (``"auto"``, ``"scalar"``, ``"avx2"``, ``"avx512"``, ``"neon"``,
     ``"wasm_simd"``); None takes ``$BITNET_KERNEL``, else the default for
     this CPU (``bitnet.system_info()`` names it). A variant the CPU cannot run raises BitNetError.
+    ``progress``: True for a loading bar on stderr, or a callable taking the
+    fraction loaded (0 to 1); the file is read, and the bar moves, only with
+    ``use_mmap=False`` (a mapped file loads in milliseconds). An exception in
+    the callable cancels the load and propagates.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class Model(OwnsHandles):
         kv_type: str = "f16",
         use_mmap: bool = True,
         kernel: str | None = None,
+        progress: ProgressArg = None,
     ) -> None:
         self._model = ffi.NULL
         self._ctx = ffi.NULL
@@ -86,8 +92,16 @@ class Model(OwnsHandles):
         params.use_mmap = 1 if use_mmap else 0
         kernel_c = ffi.NULL if kernel is None else ffi.new("char[]", kernel.encode())
         params.kernel = kernel_c  # kernel_c stays referenced until the call returns
+        load_progress = make_progress(progress, os.path.getsize(self.path), os.path.basename(self.path))
+        if load_progress is not None:
+            progress_handle = ffi.new_handle(load_progress)  # alive until the call returns
+            params.progress_callback = lib._bitnet_on_progress
+            params.progress_user_data = progress_handle
         out = ffi.new("bitnet_model **")
-        check(lib.bitnet_model_load(os.fsencode(self.path), params, out))
+        status = lib.bitnet_model_load(os.fsencode(self.path), params, out)
+        if load_progress is not None and load_progress.error is not None:
+            raise load_progress.error  # the callback's exception cancelled the load
+        check(status)
         del kernel_c
         self._model = out[0]
 
