@@ -593,6 +593,10 @@ int64_t bn_gguf_arr_i64(const bn_gguf_array *a, uint64_t i) {
     if (is_unsigned(a->type)) return (int64_t)tmp.v.u64;
     if (is_signed(a->type)) return tmp.v.i64;
     if (a->type == BN_GGUF_BOOL) return tmp.v.b;
+    /* a float out of int64's range (or NaN) would be UB to convert: saturate (found by fuzz_gguf_load) */
+    if (!(tmp.v.f64 == tmp.v.f64)) return 0;
+    if (tmp.v.f64 >= 9223372036854775807.0) return INT64_MAX;
+    if (tmp.v.f64 <= -9223372036854775807.0) return INT64_MIN;
     return (int64_t)tmp.v.f64;
 }
 

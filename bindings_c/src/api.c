@@ -253,7 +253,8 @@ static void jvalue(jbuf *j, const bn_gguf_kv *kv) {
         }
         jput(j, "]", 1);
     } else {
-        jnumber(j, kv->type, kv->v.i64, kv->v.u64, kv->v.f64, kv->v.b);
+        /* v.b only when the union holds a bool: reading it otherwise is UB (found by fuzz_gguf_load) */
+        jnumber(j, kv->type, kv->v.i64, kv->v.u64, kv->v.f64, kv->type == BN_GGUF_BOOL && kv->v.b);
     }
 }
 
