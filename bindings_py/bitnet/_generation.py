@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Optional
 
+from ._handle import OwnsHandles
 from ._lib import check, ffi, lib
 from ._text import TextAssembler
 
@@ -169,7 +170,7 @@ class _Generation:
             self.queue.put(_Raised(exc))
 
 
-class TextStream(Iterator[str]):
+class TextStream(OwnsHandles, Iterator[str]):
     """The text of one generation, in pieces, as it is generated.
 
     Returned by ``Model.stream`` and ``Model.chat_stream``; iterate it (each
@@ -253,15 +254,3 @@ class TextStream(Iterator[str]):
         g.cancel.set()
         if g.thread is not None:
             g.thread.join()
-
-    def __enter__(self) -> TextStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass

@@ -1,4 +1,4 @@
-"""Lifetime boilerplate shared by the objects that own C handles."""
+"""Lifetime boilerplate shared by the objects that own C handles or threads."""
 
 from __future__ import annotations
 

@@ -18,20 +18,18 @@ thread at a time, as the C API requires.
 
 from __future__ import annotations
 
-import errno
 import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ._errors import BitNetError
-from ._handle import OwnsHandles
+from ._open import ModelAndContext
 from ._lib import check, ffi, lib
 
 
-class BatchContext(OwnsHandles):
+class BatchContext(ModelAndContext):
     """``n_seq`` sequences over one model, each with its own KV cache of
     ``n_ctx`` tokens (memory: ``n_seq`` times a one-sequence context).
     ``n_batch``: items per forward pass (default 512; longer batches are
@@ -48,54 +46,9 @@ class BatchContext(OwnsHandles):
         kv_type: str = "f16",
         kernel: str | None = None,
     ) -> None:
-        self._model = ffi.NULL
-        self._ctx = ffi.NULL
-        self._lock = threading.Lock()
-        self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(errno.ENOENT, "model file not found", self.path)
-        kv_types = {"f16": lib.BITNET_KV_F16, "f32": lib.BITNET_KV_F32}
-        if kv_type not in kv_types:
-            raise ValueError(f"kv_type must be 'f16' or 'f32', got {kv_type!r}")
-        for name, value in (("n_seq", n_seq), ("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-
-        params = ffi.new("bitnet_model_params *")
-        lib.bitnet_model_params_init(params)
-        kernel_c = ffi.NULL if kernel is None else ffi.new("char[]", kernel.encode())
-        params.kernel = kernel_c
-        out = ffi.new("bitnet_model **")
-        check(lib.bitnet_model_load(os.fsencode(self.path), params, out))
-        del kernel_c
-        self._model = out[0]
-
-        cparams = ffi.new("bitnet_context_params *")
-        lib.bitnet_context_params_init(cparams)
-        cparams.n_ctx = n_ctx or 0
-        cparams.n_threads = n_threads or 0
-        cparams.n_batch = n_batch or 0
-        cparams.kv_type = kv_types[kv_type]
-        cparams.n_seq_max = n_seq
-        ctx_out = ffi.new("bitnet_context **")
-        status = lib.bitnet_context_create(self._model, cparams, ctx_out)
-        if status != 0:
-            self.close()
-            check(status)
-        self._ctx = ctx_out[0]
+        self._open(path, n_ctx=n_ctx, n_threads=n_threads, kv_type=kv_type, kernel=kernel, n_batch=n_batch,
+                   n_seq=n_seq)
         self.n_vocab = int(lib.bitnet_model_n_vocab(self._model))
-
-    def close(self) -> None:
-        lock = getattr(self, "_lock", None)
-        if lock is None:
-            return
-        with lock:
-            if self._ctx != ffi.NULL:
-                lib.bitnet_context_free(self._ctx)
-                self._ctx = ffi.NULL
-            if self._model != ffi.NULL:
-                lib.bitnet_model_free(self._model)
-                self._model = ffi.NULL
 
     def _live(self) -> Any:
         if self._ctx == ffi.NULL:

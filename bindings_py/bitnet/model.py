@@ -13,10 +13,8 @@ bitnet._generation for how tokens reach Python.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
@@ -25,17 +23,17 @@ import numpy as np
 from . import chat_templates
 from ._errors import BitNetError
 from ._generation import TextStream, generate_with_callback
-from ._handle import OwnsHandles
 from ._lib import check, ffi, lib
 from ._sampling import Sampling
 from ._text import TextAssembler, normalize_stop
-from ._progress import ProgressArg, make_progress
+from ._open import ModelAndContext
+from ._progress import ProgressArg
 from .tokenizer import detokenize_handle, token_to_piece_handle, tokenize_handle
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class Model(OwnsHandles):
+class Model(ModelAndContext):
     """A BitNet (or ternary LLaMA) model loaded from a GGUF file.
 
     >>> m = bitnet.Model("model.gguf", n_ctx=2048)
@@ -68,72 +66,16 @@ class Model(OwnsHandles):
         kernel: str | None = None,
         progress: ProgressArg = None,
     ) -> None:
-        self._model = ffi.NULL
-        self._ctx = ffi.NULL
-        self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         if path is None:
             from .default_model import default_model_path
 
             path = default_model_path()
-        self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(errno.ENOENT, "model file not found", self.path)
-        if n_ctx is not None and n_ctx <= 0:
-            raise ValueError(f"n_ctx must be positive, got {n_ctx}")
-        if n_threads is not None and n_threads <= 0:
-            raise ValueError(f"n_threads must be positive, got {n_threads}")
-        kv_types = {"f16": lib.BITNET_KV_F16, "f32": lib.BITNET_KV_F32}
-        if kv_type not in kv_types:
-            raise ValueError(f"kv_type must be 'f16' or 'f32', got {kv_type!r}")
-
-        params = ffi.new("bitnet_model_params *")
-        lib.bitnet_model_params_init(params)
-        params.use_mmap = 1 if use_mmap else 0
-        kernel_c = ffi.NULL if kernel is None else ffi.new("char[]", kernel.encode())
-        params.kernel = kernel_c  # kernel_c stays referenced until the call returns
-        load_progress = make_progress(progress, os.path.getsize(self.path), os.path.basename(self.path))
-        if load_progress is not None:
-            progress_handle = ffi.new_handle(load_progress)  # alive until the call returns
-            params.progress_callback = lib._bitnet_on_progress
-            params.progress_user_data = progress_handle
-        out = ffi.new("bitnet_model **")
-        status = lib.bitnet_model_load(os.fsencode(self.path), params, out)
-        if load_progress is not None and load_progress.error is not None:
-            raise load_progress.error  # the callback's exception cancelled the load
-        check(status)
-        del kernel_c
-        self._model = out[0]
-
-        cparams = ffi.new("bitnet_context_params *")
-        lib.bitnet_context_params_init(cparams)
-        cparams.n_ctx = n_ctx or 0
-        cparams.n_threads = n_threads or 0
-        cparams.kv_type = kv_types[kv_type]
-        ctx_out = ffi.new("bitnet_context **")
-        status = lib.bitnet_context_create(self._model, cparams, ctx_out)
-        if status != 0:
-            self.close()
-            check(status)
-        self._ctx = ctx_out[0]
+        self._open(path, n_ctx=n_ctx, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap, kernel=kernel,
+                   progress=progress)
         self.n_threads = n_threads or (os.cpu_count() or 1)
 
     # ---- lifetime ------------------------------------------------------------
-
-    def close(self) -> None:
-        """Free the C model and context. The object is unusable afterwards.
-
-        Waits for a generation in progress (a stream's worker thread) to end."""
-        lock = getattr(self, "_lock", None)
-        if lock is None:  # __init__ failed before the lock existed
-            return
-        with lock:
-            if self._ctx != ffi.NULL:
-                lib.bitnet_context_free(self._ctx)
-                self._ctx = ffi.NULL
-            if self._model != ffi.NULL:
-                lib.bitnet_model_free(self._model)
-                self._model = ffi.NULL
 
     def _live(self) -> Any:
         if self._model == ffi.NULL:
