@@ -21,50 +21,9 @@
 #include <string.h>
 
 #include "bitnet.h"
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-    } else {
-        n_fail++;
-        printf("FAIL %s\n", what);
-    }
-}
+#include "gguf_build.h"
 
 /* ---- a tiny float32 llama GGUF in memory ------------------------------------------ */
-
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
-
-static void put(buf *b, const void *src, size_t n) {
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) abort(); /* the test itself, not the library */
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(buf *b, const char *s) {
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-static void kv_u32(buf *b, const char *k, uint32_t v) {
-    put_str(b, k);
-    put_u32(b, 4);
-    put_u32(b, v);
-}
-static void kv_f32(buf *b, const char *k, float v) {
-    put_str(b, k);
-    put_u32(b, 6);
-    put(b, &v, 4);
-}
 
 #define N_EMBD 32
 #define N_FF 48
@@ -111,9 +70,7 @@ static buf build_model(void) {
     put_u32(&b, 3);
     put_u64(&b, (uint64_t)n);
     put_u64(&b, 9);
-    put_str(&b, "general.architecture");
-    put_u32(&b, 8);
-    put_str(&b, "llama");
+    kv_str(&b, "general.architecture", "llama");
     kv_u32(&b, "llama.context_length", 64);
     kv_u32(&b, "llama.embedding_length", N_EMBD);
     kv_u32(&b, "llama.block_count", N_LAYER);

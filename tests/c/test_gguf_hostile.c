@@ -17,42 +17,9 @@
 #include <string.h>
 
 #include "bitnet.h"
+#include "gguf_build.h"
 
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-    } else {
-        n_fail++;
-        printf("FAIL %s\n", what);
-    }
-}
-
-/* ---- a tiny GGUF writer ---------------------------------------------------------- */
-
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
-
-static void put(buf *b, const void *src, size_t n) {
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) abort(); /* the test itself, not the library */
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(buf *b, const char *s) {
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-
-enum { T_UINT32 = 4, T_FLOAT32 = 6, T_STRING = 8, T_ARRAY = 9 };
+/* ---- a tiny valid model, and the ways to break it -------------------------------- */
 
 /* What to break. Each field's zero value means "write it correctly". */
 typedef struct mutation {
@@ -103,21 +70,6 @@ static const tdesc tensors[] = {
 
 static uint64_t n_floats(const tdesc *t) { return t->ne0 * (t->ne1 ? t->ne1 : 1); }
 
-static void kv_u32(buf *b, const char *k, uint32_t v) {
-    put_str(b, k);
-    put_u32(b, T_UINT32);
-    put_u32(b, v);
-}
-static void kv_f32(buf *b, const char *k, float v) {
-    put_str(b, k);
-    put_u32(b, T_FLOAT32);
-    put(b, &v, 4);
-}
-static void kv_str(buf *b, const char *k, const char *v) {
-    put_str(b, k);
-    put_u32(b, T_STRING);
-    put_str(b, v);
-}
 
 static buf build(const mutation *m) {
     buf b = {0};
