@@ -3,7 +3,9 @@ writer: a :class:`Plan` of metadata and output tensors, each loaded only when wr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -80,3 +82,17 @@ class Plan:
 
 # GGUF metadata value types (the GGUF spec's numbering)
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
+
+
+def read_json(path: Path, required: bool = True) -> dict[str, Any] | None:
+    if not path.is_file():
+        if required:
+            raise ConvertError(f"{path.parent}: no {path.name} (not a Hugging Face model directory?)")
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConvertError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConvertError(f"{path}: expected a JSON object")
+    return data

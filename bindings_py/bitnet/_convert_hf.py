@@ -32,7 +32,6 @@ Linear weights come in three forms:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._convert_common import (EMBEDDING, FLOAT32, KV, LINEAR, STRING, UINT32, VECTOR, ConvertError, OutTensor,
-                              Plan, Rows)
+                              Plan, Rows, read_json)
 from ._convert_safetensors import FLOAT_DTYPES, SafetensorsDir
 from ._quantize_np import Ternary, ternarize_absmean
 
@@ -73,20 +72,6 @@ NORMS = {
 }
 IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)  # buffers some old checkpoints saved
 EMBD_CHUNK_ROWS = 4096
-
-
-def read_json(path: Path, required: bool = True) -> dict[str, Any] | None:
-    if not path.is_file():
-        if required:
-            raise ConvertError(f"{path.parent}: no {path.name} (not a Hugging Face model directory?)")
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ConvertError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConvertError(f"{path}: expected a JSON object")
-    return data
 
 
 def detect_arch(config: dict[str, Any], where: Path) -> str:

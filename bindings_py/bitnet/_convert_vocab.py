@@ -33,7 +33,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ._convert_common import ARRAY, BOOL, FLOAT32, INT32, KV, STRING, UINT32, ConvertError
+from ._convert_common import ARRAY, BOOL, FLOAT32, INT32, KV, STRING, UINT32, ConvertError, read_json
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
@@ -46,8 +46,8 @@ GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(
 
 def vocab_kvs(directory: Path, n_vocab: int, config: dict[str, Any]) -> list[KV]:
     """The ``tokenizer.*`` metadata for a model whose embedding has ``n_vocab`` rows."""
-    tok_config = _json(directory / "tokenizer_config.json") or {}
-    tj = _json(directory / "tokenizer.json")
+    tok_config = read_json(directory / "tokenizer_config.json", required=False) or {}
+    tj = read_json(directory / "tokenizer.json", required=False)
     spm = directory / "tokenizer.model"
     if tj is not None and _is_byte_level(tj):
         kvs, text_to_id = _byte_level(tj, n_vocab, directory)
@@ -64,21 +64,6 @@ def vocab_kvs(directory: Path, n_vocab: int, config: dict[str, Any]) -> list[KV]
     if template:
         kvs.append(KV("tokenizer.chat_template", template, STRING))
     return kvs
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ConvertError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConvertError(f"{path}: expected a JSON object")
-    return data
-
-
-# ---- byte-level BPE (tokenizer.json) ---------------------------------------------------
 
 
 def _pre_items(tj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -231,7 +216,7 @@ def _sentencepiece(path: Path, n_vocab: int, directory: Path,
     scores = [float(p[1]) for p in pieces]
     types = [p[2] if 1 <= p[2] <= 6 else NORMAL for p in pieces]
     extra: dict[int, tuple[str, int]] = {}
-    added = _json(directory / "added_tokens.json") or {}
+    added = read_json(directory / "added_tokens.json", required=False) or {}
     for text, i in added.items():
         if isinstance(i, int) and i >= len(tokens):
             extra[i] = (text, USER_DEFINED)
