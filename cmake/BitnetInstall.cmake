@@ -66,3 +66,18 @@ install(CODE "
   configure_file(\"${CMAKE_CURRENT_BINARY_DIR}/bitnet.pc.in.1\" \"${CMAKE_CURRENT_BINARY_DIR}/bitnet.pc\" @ONLY)
 ")
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/bitnet.pc" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+
+# bitnet-cli, its man page, and the default model it finds at
+# <bindir>/../share/bitnet/ (see CMakeLists.txt).
+if(BITNET_BUILD_CLI)
+  install(TARGETS bitnet-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(FILES "${PROJECT_SOURCE_DIR}/bindings_c/cli/bitnet-cli.1" DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
+endif()
+if(BITNET_INSTALL_DEFAULT_MODEL)
+  set(_bitnet_default_model "${PROJECT_SOURCE_DIR}/bindings_py/bitnet/models/${BITNET_DEFAULT_MODEL_FILE}")
+  if(EXISTS "${_bitnet_default_model}")
+    install(FILES "${_bitnet_default_model}" DESTINATION "${CMAKE_INSTALL_DATADIR}/bitnet")
+  else()
+    message(WARNING "BITNET_INSTALL_DEFAULT_MODEL: ${_bitnet_default_model} is missing; not installed")
+  endif()
+endif()
