@@ -1,0 +1,86 @@
+"""What every target shares: the repository, the version, dist/, running commands, artifacts."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+HEADER = REPO / "bindings_c" / "include" / "bitnet.h"
+DIST = REPO / "dist"
+
+
+def version() -> str:
+    """The single source of the version: BITNET_VERSION_STRING in bitnet.h (setup.py and CMake read it too)."""
+    match = re.search(r'#define BITNET_VERSION_STRING "([^"]+)"', HEADER.read_text(encoding="utf-8"))
+    if match is None:
+        raise SystemExit(f"{HEADER}: no BITNET_VERSION_STRING")
+    return match.group(1)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def log(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd: Sequence[str | os.PathLike[str]], *, cwd: Path | None = None,
+        env: Mapping[str, str] | None = None, capture: bool = False,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command, echoing it first; a non-zero exit raises CommandFailed (with the output when
+    captured: otherwise the tool has already written it to stderr)."""
+    args = [str(a) for a in cmd]
+    log("$ " + shlex.join(args) + (f"   (in {cwd})" if cwd else ""))
+    full_env = None if env is None else {**os.environ, **env}
+    # Tools write to our stderr: stdout is kept for the summary of what was made.
+    proc = subprocess.run(args, cwd=cwd, env=full_env, text=True, input=input,
+                          stdout=subprocess.PIPE if capture else sys.stderr,
+                          stderr=subprocess.STDOUT if capture else None)
+    if proc.returncode != 0:
+        raise CommandFailed(args, proc.returncode, proc.stdout or "")
+    return proc
+
+
+class CommandFailed(RuntimeError):
+    def __init__(self, args: list[str], returncode: int, output: str) -> None:
+        super().__init__(f"{shlex.join(args)} exited with {returncode}\n{output[-4000:]}")
+        self.returncode = returncode
+        self.output = output
+
+
+@dataclass
+class Artifact:
+    """One file a target made, and the checks it passed (shown in the summary)."""
+    path: Path
+    checked_by: list[str] = field(default_factory=list)
+
+    def summary_row(self) -> str:
+        size = self.path.stat().st_size
+        return (f"{self.path.name}  {size / 1e6:8.2f} MB  sha256 {sha256_file(self.path)}\n"
+                f"    checked by: {', '.join(self.checked_by) or 'nothing'}")
+
+
+class ReleaseError(RuntimeError):
+    """A check failed or a tool is missing: the message says which and what to do."""
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of a program on PATH, or a ReleaseError naming the package that provides it."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        raise ReleaseError(f"`{name}` not found: install {package}")
+    return path
