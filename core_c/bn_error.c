@@ -1,6 +1,9 @@
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 #endif
+#if defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#define __USE_MINGW_ANSI_STDIO 1 /* vsnprintf with %zu (see BN_PRINTF) */
+#endif
 #include "bn_error.h"
 
 #include <stdarg.h>

@@ -16,7 +16,11 @@ typedef struct bn_error {
     char msg[BN_ERROR_MSG_MAX];
 } bn_error;
 
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW32__)
+/* MinGW: bn_error.c formats with MinGW's C99 printf (__USE_MINGW_ANSI_STDIO),
+ * which knows %zu; "printf" would mean msvcrt's, which does not. */
+#define BN_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__) || defined(__clang__)
 #define BN_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define BN_PRINTF(a, b)

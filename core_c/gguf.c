@@ -441,6 +441,8 @@ bitnet_status bn_gguf_open_file_progress(const char *path, int use_mmap, const b
         close(fd);
         return finish_open(g, out, err);
     }
+#else
+    (void)use_mmap; /* no mmap here: the file is read into memory */
 #endif
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -450,7 +452,12 @@ bitnet_status bn_gguf_open_file_progress(const char *path, int use_mmap, const b
     }
     bitnet_status st = BITNET_OK;
     long long size = -1;
+#if defined(_WIN32)
+    /* long is 32 bits on Windows: ftell would fail past 2 GiB. */
+    if (_fseeki64(f, 0, SEEK_END) == 0) size = _ftelli64(f);
+#else
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+#endif
     if (size < 0 || fseek(f, 0, SEEK_SET) != 0)
         st = bn_fail(err, BITNET_ERR_IO, "%s: cannot determine the file size", path);
     else
