@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Build bitnet's release artifacts into dist/ from the one version in bitnet.h, and check each.
 
-    python packaging/release.py sdist|wheel|deb|brew|all [...]
+    python packaging/release.py TARGET... [--out DIR]
 
-Prints every artifact it made with its size, sha256 and the checks it passed. Needs the tools of
+Targets: source, sdist, wheel, deb, brew, choco, snap, install-scripts, all.
+
+Prints every artifact it made with its size, sha256 and the checks it passed, and writes
+OUT/SHA256SUMS for the whole folder (docs/releasing.md). Needs the tools of
 packaging/requirements.txt (pip) and packaging/apt-packages.txt (apt); a missing tool is an error
 that names its package.
 """
@@ -34,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     except (common.CommandFailed, common.ReleaseError) as exc:
         print(f"release.py: error: {exc}", file=sys.stderr)
         return 1
+    sums = common.write_sha256sums(args.out.resolve())
     print(f"\nbitnet {common.version()}: {len(made)} artifacts in {args.out}")
     for artifact in made:
         print(artifact.summary_row())
+    print(f"{sums.name}: sha256 of the {len(sums.read_text().splitlines())} files in {args.out}")
     return 0
 
 

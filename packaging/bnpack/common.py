@@ -32,6 +32,20 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_sha256sums(out_dir: Path) -> Path:
+    """``OUT/SHA256SUMS``: every other file in ``out_dir`` (not in its subfolders), sorted, in
+    ``sha256sum`` format, so ``sha256sum -c SHA256SUMS`` checks a downloaded release and the
+    install scripts verify what they fetch. Rewritten from the folder's contents on each run."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "SHA256SUMS"
+    lines = [f"{sha256_file(f)}  {f.name}\n" for f in sorted(out_dir.iterdir())
+             if f.is_file() and not f.is_symlink() and f.name != path.name and not f.name.startswith(".")]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def log(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 

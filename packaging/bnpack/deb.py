@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Iterator
 
 from . import source_archive
+from .usage_check import PROMPT, USE_C
 from .common import REPO, Artifact, ReleaseError, log, require_tool, run, version
 
 DEBIAN_TEMPLATE = REPO / "packaging" / "debian"
 PACKAGES = ("libbitnet0", "libbitnet-dev", "bitnet-cli")
 DEFAULT_MODEL = "/usr/share/bitnet/bitnet-kjv-i2_s.gguf"
-PROMPT = "And God said"
 
 # (program, Debian package that provides it)
 TOOLS = (
@@ -43,27 +43,6 @@ TOOLS = (
 # Only the install check needs these.
 INSTALL_TOOLS = (("apt-get", "apt"), ("pkg-config", "pkg-config"), ("readelf", "binutils"))
 
-# The C program of the install check: the header and the library it links agree on the version,
-# and the four-call API generates text with the packaged default model.
-USE_C = r"""
-#include <stdio.h>
-#include <string.h>
-#include <bitnet.h>
-
-int main(int argc, char **argv) {
-    if (argc != 3) return 2;
-    printf("%s\n", bitnet_version());
-    if (strcmp(bitnet_version(), BITNET_VERSION_STRING) != 0) return 3;
-    BitNetModel *model = bitnet_load_model(argv[1]);
-    if (!model) { fprintf(stderr, "error: %s\n", bitnet_last_error()); return 1; }
-    char *text = bitnet_generate(model, argv[2], 8);
-    if (!text) { fprintf(stderr, "error: %s\n", bitnet_last_error()); bitnet_free_model(model); return 1; }
-    printf("%s%s\n", argv[2], text);
-    bitnet_free_string(text);
-    bitnet_free_model(model);
-    return 0;
-}
-"""
 
 
 # ---- the debian/ folder ------------------------------------------------------------------------

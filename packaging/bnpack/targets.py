@@ -28,4 +28,7 @@ TARGETS: dict[str, Target] = {
     "wheel": _lazy("wheel"),
     "deb": _lazy("deb"),
     "brew": _lazy("brew"),
+    "choco": _lazy("choco"),
+    "snap": _lazy("snap"),
+    "install-scripts": _lazy("install_scripts"),
 }
