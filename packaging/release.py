@@ -3,7 +3,7 @@
 
     python packaging/release.py TARGET... [--out DIR]
 
-Targets: source, sdist, wheel, deb, brew, choco, snap, install-scripts, all.
+Targets: source, sdist, wheel, wasm, deb, brew, choco, snap, install-scripts, all.
 
 Prints every artifact it made with its size, sha256 and the checks it passed, and writes
 OUT/SHA256SUMS for the whole folder (docs/releasing.md). Needs the tools of

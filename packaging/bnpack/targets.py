@@ -31,4 +31,5 @@ TARGETS: dict[str, Target] = {
     "choco": _lazy("choco"),
     "snap": _lazy("snap"),
     "install-scripts": _lazy("install_scripts"),
+    "wasm": _lazy("wasm"),
 }
