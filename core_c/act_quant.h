@@ -124,4 +124,33 @@ static inline float bn_hsum8(const float v[8]) {
     return bn_hsum4(h);
 }
 
+/* The kernels' fused multiply-add: fmaf(x, y, z), x * y + z rounded once.
+ * MinGW-w64's fmaf (libmingwex, 10.0 at least) is not correctly rounded (it
+ * splits the operands and rounds partial sums), so on Windows the scalar
+ * kernels would not reproduce the FMA instructions of the SIMD ones
+ * (test_kernels_*.c under wine, tests/test_c_windows.py). There it is
+ * computed here instead: x * y is exact in double; TwoSum gives the exact
+ * error of adding z; rounding that sum to odd in double (53 >= 24 + 2 bits)
+ * and then to float rounds the exact value once, subnormals included. */
+#if defined(__MINGW32__) && !defined(__FMA__)
+static inline float bn_fmaf(float x, float y, float z) {
+    const double xy = (double)x * (double)y;
+    const double s = xy + (double)z;
+    if (!(s - s == 0)) return (float)s; /* inf or nan */
+    const double zz = s - xy;
+    const double err = (xy - (s - zz)) + ((double)z - zz);
+    if (err != 0) {
+        uint64_t u;
+        memcpy(&u, &s, sizeof u);
+        if (!(u & 1)) u += ((err > 0) == (s > 0)) ? 1 : (uint64_t)-1; /* to odd, toward the exact value */
+        double odd;
+        memcpy(&odd, &u, sizeof odd);
+        return (float)odd;
+    }
+    return (float)s;
+}
+#else
+#define bn_fmaf fmaf
+#endif
+
 #endif

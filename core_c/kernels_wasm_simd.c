@@ -296,7 +296,7 @@ BN_INLINE void fma_lanes(float *acc, v128_t lanes_i32, float d) {
     float f[4];
     wasm_v128_store(f, wasm_f32x4_convert_i32x4(lanes_i32));
     for (int l = 0; l < 4; l++)
-        acc[l] = fmaf(f[l], d, acc[l]);
+        acc[l] = bn_fmaf(f[l], d, acc[l]);
 }
 
 BN_INLINE void tq2_0_tile(int nt, int64_t n, const uint8_t *w, const bn_act_q8_k *const *a, float *out) {

@@ -52,7 +52,7 @@ float bn_q8_0_vec_dot(int64_t n, const void *row, const void *act) {
             int sum = 0;
             for (int k = 4 * l; k < 4 * l + 4; k++)
                 sum += qs[k] * a[b].qs[k];
-            acc[l] = fmaf(d, (float)sum, acc[l]);
+            acc[l] = bn_fmaf(d, (float)sum, acc[l]);
         }
     }
     return bn_hsum8(acc);
@@ -112,7 +112,7 @@ float bn_q4_k_vec_dot(int64_t n, const void *row, const void *act) {
             const int16_t *bs = a[b].bsums;
             const int prod = m[2 * k] * (bs[4 * k] + bs[4 * k + 1]) +
                              m[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
-            acc_m[k] = fmaf(dmin, (float)prod, acc_m[k]);
+            acc_m[k] = bn_fmaf(dmin, (float)prod, acc_m[k]);
         }
 
         int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -126,7 +126,7 @@ float bn_q4_k_vec_dot(int64_t n, const void *row, const void *act) {
                 lane[l] += sc[s] * part[l];
         }
         for (int l = 0; l < 8; l++)
-            acc[l] = fmaf(d, (float)lane[l], acc[l]);
+            acc[l] = bn_fmaf(d, (float)lane[l], acc[l]);
     }
     return bn_hsum8(acc) + bn_hsum4(acc_m);
 }
@@ -177,7 +177,7 @@ float bn_q6_k_vec_dot(int64_t n, const void *row, const void *act) {
                 lane[(16 * g) % 32 / 4 + k] += sc[g] * part[k];
         }
         for (int l = 0; l < 8; l++)
-            acc[l] = fmaf(d, (float)lane[l], acc[l]);
+            acc[l] = bn_fmaf(d, (float)lane[l], acc[l]);
     }
     return bn_hsum8(acc);
 }

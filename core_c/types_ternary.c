@@ -102,7 +102,7 @@ static float tq_vec_dot(int64_t n, const uint8_t *p, const bn_act_q8_k *a, size_
             lane[(i % 32) / 4] += code(p, i) * a[b].qs[i];
         const float d = a[b].d * bn_rd_f16(p + bytes - 2);
         for (int l = 0; l < 8; l++)
-            acc[l] = fmaf((float)lane[l], d, acc[l]);
+            acc[l] = bn_fmaf((float)lane[l], d, acc[l]);
     }
     return bn_hsum8(acc);
 }
@@ -156,7 +156,7 @@ static float bn_row_vec_dot(int64_t n, const uint8_t *blocks, float d_row, const
             sum[(i % 16) / 4] += code(blocks, i) * q8[i];
     float f[4];
     for (int g = 0; g < 4; g++)
-        f[g] = fmaf(a->d[g], (float)sum[g], -a->minus[g]);
+        f[g] = bn_fmaf(a->d[g], (float)sum[g], -a->minus[g]);
     return d_row * bn_hsum4(f);
 }
 

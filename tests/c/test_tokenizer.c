@@ -63,9 +63,13 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 static double now_s(void) {
+#ifndef TIME_UTC /* MinGW with msvcrt has no C11 timespec_get; clock() is wall time there */
+    return (double)clock() / CLOCKS_PER_SEC;
+#else
     struct timespec ts;
     timespec_get(&ts, TIME_UTC);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+#endif
 }
 
 /* Tokenize into a malloc'd array (sized by a first cap = 0 call). */
