@@ -7,6 +7,7 @@
  *   const bn = await BitNet.load();                  // picks the SIMD build when the browser has SIMD128
  *   const model = bn.loadModel(bytes, { onProgress: (f) => bar.value = f });  // Uint8Array | ArrayBuffer | [chunks]
  *   // or: const model = await bn.fetchModel("model.gguf", { onProgress });  // streamed, no 2 GB ArrayBuffer
+ *   // or: const model = await bn.loadModelFromBlob(file, { onProgress });   // a picked/dropped File, streamed
  *   model.kernel;                                    // "wasm_simd" or "scalar"
  *   model.tokenize("And God said");                  // [ids], BOS first when the GGUF asks for it
  *   const text = model.generate("And God said", {
@@ -96,15 +97,20 @@ export class BitNet {
 
   /** Reserve `size` bytes of wasm memory for a GGUF image (checks the size limit). */
   _reserve(size) {
+    this._checkSize(size);
+    const ptr = u(this.M._malloc(size));
+    if (!ptr) throw new Error(`out of WebAssembly memory reserving ${size} bytes for the model`);
+    return ptr;
+  }
+
+  /** Throw a clear Error for a model size the WebAssembly build cannot hold. */
+  _checkSize(size) {
     if (!(size > 0)) throw new Error("the model is empty");
     if (size > MAX_MODEL_BYTES)
       throw new Error(
         `the model is ${(size / 2 ** 30).toFixed(2)} GiB: the WebAssembly build holds at most ` +
           `${MAX_MODEL_BYTES / 2 ** 30} GiB models (wasm32 memory is at most 4 GiB and loading copies the image once)`,
       );
-    const ptr = u(this.M._malloc(size));
-    if (!ptr) throw new Error(`out of WebAssembly memory reserving ${size} bytes for the model`);
-    return ptr;
   }
 
   /**
@@ -140,19 +146,32 @@ export class BitNet {
     if (!resp.ok) throw new Error(`fetching ${url}: HTTP ${resp.status}`);
     const total = Number(resp.headers.get("content-length"));
     if (!total || !resp.body) return this.loadModel(new Uint8Array(await resp.arrayBuffer()), opts);
+    return this.loadModelFromStream(resp.body, total, { ...opts, what: url });
+  }
+
+  /** Load a GGUF from a Blob or File (e.g. picked or dropped by the user), read
+   * in pieces straight into wasm memory: no ArrayBuffer of the whole file. */
+  async loadModelFromBlob(blob, opts = {}) {
+    this._checkSize(blob.size);
+    return this.loadModelFromStream(blob.stream(), blob.size, { ...opts, what: blob.name || "the file" });
+  }
+
+  /** Load a GGUF of `total` bytes from a ReadableStream of Uint8Array chunks. */
+  async loadModelFromStream(stream, total, opts = {}) {
+    const what = opts.what ?? "the stream";
     const ptr = this._reserve(total);
     try {
       let off = 0;
-      const reader = resp.body.getReader();
+      const reader = stream.getReader();
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        if (off + value.length > total) throw new Error(`${url}: more bytes than its Content-Length`);
+        if (off + value.length > total) throw new Error(`${what}: more bytes than expected (${total})`);
         this.M.HEAPU8.set(value, ptr + off);
         off += value.length;
         if (opts.onProgress) opts.onProgress((0.9 * off) / total);
       }
-      if (off !== total) throw new Error(`${url}: got ${off} of ${total} bytes`);
+      if (off !== total) throw new Error(`${what}: got ${off} of ${total} bytes`);
       return this._finishLoad(ptr, total, opts);
     } finally {
       this.M._free(ptr);
@@ -426,18 +445,140 @@ export class Model extends TokenizerOps {
     return parts.join("");
   }
 
-  _run(promptIds, opts, onId) {
+  _checkIds(ids) {
     if (!this._model) throw new Error("used after free()");
-    const M = this.M;
-    const n = promptIds.length;
-    if (!n) throw new Error("the prompt is empty: give at least one token id");
-    for (const t of promptIds)
+    for (const t of ids)
       if (!Number.isInteger(t) || t < 0 || t >= this.nVocab) throw new Error(`token id ${t} is out of range [0, ${this.nVocab})`);
+  }
+
+  _sampler(opts) {
+    const M = this.M;
     const seed = BigInt.asUintN(64, BigInt(opts.seed ?? DEFAULT_SEED));
     const sampler = u(M._bnw_sampler_create(opts.temperature ?? 0, opts.topK ?? 40, opts.topP ?? 0.95,
       opts.minP ?? 0.05, opts.repeatPenalty ?? 1, opts.repeatLastN ?? 64,
       Number(seed & 0xffffffffn), Number(seed >> 32n)));
     if (!sampler) throw new Error(`creating a sampler failed: ${this.bn._lastError()}`);
+    return sampler;
+  }
+
+  _decode(ids, logitsOut = 0) {
+    const M = this.M;
+    const pp = u(M._malloc(Math.max(1, ids.length) * 4));
+    try {
+      M.HEAP32.set(Int32Array.from(ids), pp >>> 2);
+      const st = M._bitnet_decode(this._ctx, pp, ids.length, logitsOut);
+      if (st !== 0) throw new Error(`decode failed: ${M.UTF8ToString(M._bitnet_context_last_error(this._ctx))}`);
+    } finally {
+      M._free(pp);
+    }
+  }
+
+  /**
+   * The loop of generateTokens one token at a time, for callers that cannot
+   * take a callback (a Python iterator: bitnet's Pyodide backend). Returns
+   * { next() -> the next new id, or -1 once generation has ended; free() }.
+   * Same tokens as generateTokens with the same options: the prompt and each
+   * new token go through the sampler, generation ends after EOS/EOT (unless
+   * ignoreEos), maxTokens or a full context, and the last token is never
+   * decoded. One call into wasm per token (a decode and a sample).
+   */
+  startGeneration(promptIds, opts = {}) {
+    this._checkIds(promptIds);
+    if (!promptIds.length) throw new Error("the prompt is empty: give at least one token id");
+    const M = this.M;
+    const maxTokens = opts.maxTokens ?? 128;
+    const sampler = this._sampler(opts);
+    const out = u(M._malloc(4));
+    let pending = -1;
+    let produced = 0;
+    let done = maxTokens <= 0;
+    let freed = false;
+    const free = () => {
+      if (freed) return;
+      freed = true;
+      done = true;
+      M._free(out);
+      M._bitnet_sampler_free(sampler);
+    };
+    try {
+      M._bitnet_context_reset(this._ctx);
+      this._decode(promptIds);
+      for (const t of promptIds) M._bitnet_sampler_accept(sampler, t);
+    } catch (e) {
+      free();
+      throw e;
+    }
+    const next = () => {
+      if (done) return -1;
+      try {
+        if (pending >= 0) this._decode([pending]);
+        pending = -1;
+        const logits = u(M._bitnet_context_logits(this._ctx));
+        const st = M._bitnet_sampler_sample(sampler, logits, this.nVocab, out);
+        if (st !== 0) throw new Error(`sampling failed: ${this.bn._lastError()}`);
+        const tok = M.HEAP32[out >>> 2];
+        M._bitnet_sampler_accept(sampler, tok);
+        produced++;
+        const isEnd = (tok === this.eos || tok === this.eot) && !opts.ignoreEos;
+        if (isEnd || produced >= maxTokens || M._bitnet_context_n_past(this._ctx) >= this.nCtx) free();
+        else pending = tok;
+        return tok;
+      } catch (e) {
+        free();
+        throw e;
+      }
+    };
+    return { next, free };
+  }
+
+  /** Teacher-forced logits of a fresh sequence: a Float32Array of
+   * ids.length * nVocab floats, row i the logits after ids[0..i]. */
+  logits(ids) {
+    this._checkIds(ids);
+    const M = this.M;
+    const n = ids.length * this.nVocab;
+    if (!n) return new Float32Array(0);
+    const out = u(M._malloc(n * 4));
+    try {
+      M._bitnet_context_reset(this._ctx);
+      this._decode(ids, out);
+      return new Float32Array(M.HEAPU8.buffer, out, n).slice();
+    } finally {
+      M._free(out);
+    }
+  }
+
+  /** The GGUF key/value metadata: an object (arrays become arrays). */
+  metadata() {
+    if (!this._model) throw new Error("used after free()");
+    const M = this.M;
+    const meta = {};
+    const np = u(M._malloc(4));
+    try {
+      for (let i = 0, n = M._bitnet_model_meta_count(this._model); i < n; i++) {
+        const key = M.UTF8ToString(M._bitnet_model_meta_key(this._model, i));
+        M._bitnet_model_meta_json(this._model, i, 0, 0, np);
+        const need = M.HEAPU32[np >>> 2];
+        const buf = u(M._malloc(need));
+        try {
+          if (M._bitnet_model_meta_json(this._model, i, buf, need, np) !== 0) throw new Error(`metadata ${key}: ${this.bn._lastError()}`);
+          meta[key] = JSON.parse(M.UTF8ToString(buf));
+        } finally {
+          M._free(buf);
+        }
+      }
+    } finally {
+      M._free(np);
+    }
+    return meta;
+  }
+
+  _run(promptIds, opts, onId) {
+    this._checkIds(promptIds);
+    const M = this.M;
+    const n = promptIds.length;
+    if (!n) throw new Error("the prompt is empty: give at least one token id");
+    const sampler = this._sampler(opts);
     const pp = u(M._malloc(n * 4));
     let error = null;
     const cb = M.addFunction((user, token) => {

@@ -5,6 +5,7 @@
     python web/build.py --out DIR      # somewhere else
     python web/build.py --only simd    # one build: simd | scalar
     python web/build.py --force        # rebuild everything
+    python web/build.py --demo         # also the demo site: Pyodide, the bitnet wheel, the page (web/site_build.py)
 
 Compiles core_c/*.c, bindings_c/src/*.c and web/bitnet_web.c with emcc
 (emscripten; Debian: ``apt-get install emscripten``) twice:
@@ -50,6 +51,7 @@ EXPORTED_FUNCTIONS = [
     "_bitnet_model_arch", "_bitnet_model_n_vocab", "_bitnet_model_n_ctx_train", "_bitnet_model_n_embd",
     "_bitnet_model_n_layer", "_bitnet_model_token_bos", "_bitnet_model_token_eos", "_bitnet_model_token_eot",
     "_bitnet_model_desc", "_bitnet_model_kernel",
+    "_bitnet_model_meta_count", "_bitnet_model_meta_key", "_bitnet_model_meta_json",
     "_bitnet_context_free", "_bitnet_context_last_error", "_bitnet_context_n_ctx", "_bitnet_context_n_past",
     "_bitnet_context_reset", "_bitnet_decode", "_bitnet_context_logits",
     "_bitnet_sampler_free", "_bitnet_sampler_accept", "_bitnet_sampler_sample",
@@ -161,9 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default dist/web)")
     ap.add_argument("--only", choices=sorted(BUILDS), help="build only this variant")
     ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    ap.add_argument("--demo", action="store_true",
+                    help="also assemble the demo site (Pyodide, the bitnet wheel, web/demo, the default model; web/site_build.py)")
     args = ap.parse_args(argv)
     try:
         files = build(args.out, args.only, args.force)
+        if args.demo:
+            sys.path.insert(0, str(WEB))
+            import site_build  # web/site_build.py
+
+            files += site_build.assemble(args.out)
     except RuntimeError as e:
         print(f"web/build.py: {e}", file=sys.stderr)
         return 1

@@ -12,8 +12,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ._lib import check, ffi, lib
-
 
 @dataclass(frozen=True)
 class Sampling:
@@ -46,10 +44,14 @@ class Sampling:
     @property
     def flags(self) -> int:
         """The ``flags`` argument of ``bitnet_generate_tokens*``."""
+        from ._lib import lib  # imported here: the Pyodide backend uses this class without cffi
+
         return int(lib.BITNET_GENERATE_IGNORE_EOS) if self.ignore_eos else 0
 
     def make_sampler(self) -> Any:
         """A new C sampler with these settings, freed when garbage-collected."""
+        from ._lib import check, ffi, lib
+
         sp = ffi.new("bitnet_sampler_params *")
         lib.bitnet_sampler_params_init(sp)
         sp.temperature = self.temperature

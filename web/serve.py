@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Serve the web build (dist/web: the demo page, bitnet.js, the wasm engine) on 127.0.0.1.
+
+    python web/build.py --demo && python web/serve.py            # http://127.0.0.1:8000/
+    python web/serve.py --port 8080 --dir some/other/dir
+
+Standard library only (http.server), with the MIME types browsers insist
+on: ``application/wasm`` for .wasm (streaming compilation) and
+``text/javascript`` for .mjs (ES modules). Bound to 127.0.0.1: a local
+development server, not for the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DIR = ROOT / "dist" / "web"
+
+MIME_TYPES = {
+    ".wasm": "application/wasm",
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".gguf": "application/octet-stream",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+    ".css": "text/css",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:  # quieter: failures only
+        if str(code).isdigit() and int(code) >= 400:
+            super().log_request(code, size)
+
+
+def make_server(directory: Path = DEFAULT_DIR, port: int = 8000) -> http.server.ThreadingHTTPServer:
+    """A server for directory on 127.0.0.1:port (0: any free port); call serve_forever()."""
+    handler = functools.partial(Handler, directory=str(directory))
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="directory to serve (default dist/web)")
+    args = ap.parse_args(argv)
+    if not (args.dir / "index.html").is_file():
+        print(f"web/serve.py: {args.dir}/index.html is missing: run python web/build.py --demo first", file=sys.stderr)
+        return 1
+    server = make_server(args.dir, args.port)
+    print(f"serving {args.dir} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
