@@ -119,3 +119,13 @@ def test_github_workflows_match_the_schema():
     assert {w.name for w in workflows} >= {"ci.yml", "release.yml"}
     subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
                     *map(str, workflows)], check=True)
+
+
+def test_cibuildwheel_and_the_wheel_target_leave_out_the_same_tests():
+    import tomllib  # Python >= 3.11, as the test suite's pins
+
+    from bnpack import wheel
+
+    command = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["cibuildwheel"]["test-command"]
+    ignored = re.findall(r"--ignore-glob=\{project\}/tests/(\S+)", command)
+    assert sorted(ignored) == sorted(wheel.NEEDS_OTHER_TOOLS)
