@@ -368,7 +368,7 @@ def test_target_renders_and_checks_both_scripts(target):
                                          "greedy text == the Python binding's", "a second run changes nothing",
                                          "--force reinstalls", "an altered archive is refused")),
                          ("install.ps1", ("tree-sitter-powershell: parses",))):
-        row = re.search(rf"^{re.escape(name)}\s+[\d.]+ MB\s+sha256 ([0-9a-f]{{64}})\n\s+checked by: (.*)$",
+        row = re.search(rf"^{re.escape(name)}\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{{64}})\n\s+checked by: (.*)$",
                         proc.stdout, re.M)
         assert row is not None, proc.stdout[-3000:]
         assert row.group(1) == hashlib.sha256((out / name).read_bytes()).hexdigest()

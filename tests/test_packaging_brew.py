@@ -177,7 +177,7 @@ def test_formula_carries_the_archive_sha256(release):
 
 def test_brew_target_ran_its_checks(release):
     out, proc = release
-    row = re.search(r"^bitnet\.rb\s+[\d.]+ MB\s+sha256 ([0-9a-f]{64})\n\s+checked by: (.*)$", proc.stdout, re.M)
+    row = re.search(r"^bitnet\.rb\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{64})\n\s+checked by: (.*)$", proc.stdout, re.M)
     assert row is not None, proc.stdout[-3000:]
     assert row.group(1) == _sha256(out / "bitnet.rb")
     for check in ("ruby -wc", "rubocop", "stand-in install + test do"):

@@ -217,7 +217,7 @@ def release(tmp_path_factory, wineprefix):
 
 def test_choco_target_ran_its_checks(release):
     out, proc = release
-    rows = dict(re.findall(r"^(\S+)\s+[\d.]+ MB\s+sha256 [0-9a-f]{64}\n\s+checked by: (.*)$", proc.stdout, re.M))
+    rows = dict(re.findall(r"^(\S+)\s+[\d.]+ (?:MB|kB|B)\s+sha256 [0-9a-f]{64}\n\s+checked by: (.*)$", proc.stdout, re.M))
     assert set(rows) == {ZIP, "bitnet.nuspec", "chocolateyinstall.ps1", f"bitnet.{VERSION}.nupkg"}, proc.stdout
     for check in ("imports only system DLLs", "greedy text == native", "bitnet.pc", "CMake package"):
         assert check in rows[ZIP]

@@ -79,7 +79,7 @@ def test_rendered_debian_folder_carries_the_header_version(tmp_path):
 
 def _summary(stdout: str) -> dict[str, tuple[str, str]]:
     """{file name: (sha256, checked-by line)} from release.py's summary (after the build logs)."""
-    rows = re.findall(r"^(\S+\.deb)\s+[\d.]+ MB\s+sha256 ([0-9a-f]{64})\n\s+checked by: (.*)$", stdout, re.M)
+    rows = re.findall(r"^(\S+\.deb)\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{64})\n\s+checked by: (.*)$", stdout, re.M)
     return {name: (digest, checks) for name, digest, checks in rows}
 
 

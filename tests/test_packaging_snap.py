@@ -176,7 +176,7 @@ def test_snap_target_makes_the_snap(release):
     out, proc = release
     name = f"bitnet_{VERSION}_{_arch()}.snap"
     assert (out / name).is_file()
-    row = re.search(rf"^{re.escape(name)}\s+[\d.]+ MB\s+sha256 ([0-9a-f]{{64}})\n\s+checked by: (.*)$",
+    row = re.search(rf"^{re.escape(name)}\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{{64}})\n\s+checked by: (.*)$",
                     proc.stdout, re.M)
     assert row is not None, proc.stdout[-3000:]
     assert row.group(1) == hashlib.sha256((out / name).read_bytes()).hexdigest()

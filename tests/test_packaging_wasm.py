@@ -49,7 +49,7 @@ def test_bundle_holds_both_builds_the_js_api_and_the_default_model(bundle):
 
 def test_summary_names_the_node_checks(bundle):
     path, stdout = bundle
-    row = re.search(rf"^{re.escape(path.name)}\s+[\d.]+ MB\s+sha256 ([0-9a-f]{{64}})\n\s+checked by: (.*)$", stdout, re.M)
+    row = re.search(rf"^{re.escape(path.name)}\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{{64}})\n\s+checked by: (.*)$", stdout, re.M)
     assert row and row.group(1) == common.sha256_file(path)
     assert "the simd build picks wasm_simd" in row.group(2) and "the scalar build picks scalar" in row.group(2)
 

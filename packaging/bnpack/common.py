@@ -46,6 +46,13 @@ def write_sha256sums(out_dir: Path) -> Path:
     return path
 
 
+def human_size(n: int) -> str:
+    """``3.31 MB``, ``12.4 kB``, ``980 B``: decimal units, as pip and twine print them."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} MB"
+    return f"{n / 1e3:.1f} kB" if n >= 1000 else f"{n} B"
+
+
 def log(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
@@ -81,8 +88,7 @@ class Artifact:
     checked_by: list[str] = field(default_factory=list)
 
     def summary_row(self) -> str:
-        size = self.path.stat().st_size
-        return (f"{self.path.name}  {size / 1e6:8.2f} MB  sha256 {sha256_file(self.path)}\n"
+        return (f"{self.path.name}  {human_size(self.path.stat().st_size)}  sha256 {sha256_file(self.path)}\n"
                 f"    checked by: {', '.join(self.checked_by) or 'nothing'}")
 
 
