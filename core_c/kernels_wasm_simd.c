@@ -16,14 +16,19 @@
  * operations that give exactly bn_fp16_to_fp32's bits for every input,
  * NaN payloads included (h2f_4 below); wasm floats keep subnormals.
  *
- * I2_S uses the reference's own shape: int16 lanes that wrap, per byte of
- * the 32-byte block (i16x8.extmul of the 2-bit codes with the int8
- * activations), folded pairwise with the int16 wrap at the end of each run of
- * 32 blocks, exactly as bitnet.cpp's AVX2 kernel (types_ternary.c). TQ2_0
- * keeps int16 lanes per block (8 products of at most 3 * 128 per lane).
+ * I2_S keeps the reference's lanes: exact int32 sums of bitnet.cpp's int16
+ * lanes (bytes 2m, 2m + 1 of the 32-byte block), wrapped to int16 at the end
+ * of each run of 32 blocks, exactly as its AVX2 kernel (types_ternary.c).
+ * It uses i32x4.dot_i16x8_s on shifted weight bytes against pre-combined
+ * int16 activations, one token at a time (mul_mat_i2_s). TQ2_0 keeps int16
+ * lanes per block (8 products of at most 3 * 128 per lane).
  *
- * mul_mat entries walk the tokens in tiles of up to 4, so a decoded weight
- * block serves several activation rows (prefill); decode is a tile of 1.
+ * TQ2_0, F32 and F16 with several tokens walk the tokens in tiles of up to 4,
+ * so a decoded weight block serves several activation rows (prefill). I2_S
+ * and F16 with one token (decode) take several weight rows per pass, rows
+ * n_rows / R apart, so that each weight stream runs on through consecutive
+ * rows (hardware prefetch: this alone took F16 from ~9.4 to ~5.7 ms for the
+ * 32000 x 1536 output matrix).
  *
  * Types: I2_S, TQ2_0, F32, F16 (mul_mat), axpy_f32/_f16, fp16_to_fp32.
  * The others (TQ1_0, IQ1_BN, IQ2_BN, BF16, Q8_0, Q4_K, Q6_K, fp32_to_fp16
@@ -149,9 +154,112 @@ static void mul_mat_f32(int64_t n, const uint8_t *w, size_t w_row_bytes, int64_t
                         size_t act_row_bytes, int64_t n_tok, float *y, int64_t y_stride) {
     mul_mat_float(W_F32, n, w, w_row_bytes, n_rows, act, act_row_bytes, n_tok, y, y_stride);
 }
+/* F16 rows, one token (decode): R rows at a time (independent add chains).
+ * Halfs go to float without the inf/NaN case: the 32-bit pattern
+ * sign << 31 | (h & 0x7fff) << 13 is built in int16 halves (hi = h >> 3
+ * arithmetic, masked to sign | exponent-mantissa top; lo = h << 13) and
+ * interleaved, then scaled by 2^112 (exact for zeros, subnormals and
+ * normals of either sign). A pass tracks max(h << 1) (u16) over its rows;
+ * when any half has exponent 31 (>= 0xf800) its rows are redone by the
+ * exact general path.
+ * When every |x| < 2^15 (finite), the 2^112 goes on x instead, once per call
+ * (xs = x * 2^112, exact): f * xs is the same real number as (f * 2^112) * x,
+ * so it rounds to the same float (overflow and underflow included). */
+#define F16_R 5     /* rows per pass (4 and 6 measured slower, 8 spills) */
+#define F16_XS 4096 /* longest row whose x is pre-scaled (stack floats) */
+
+BN_INLINE void h2f_8_fast(int scaled, v128_t h, v128_t *lo, v128_t *hi, v128_t m8fff, v128_t k) {
+    const v128_t top = wasm_v128_and(wasm_i16x8_shr(h, 3), m8fff);
+    const v128_t bot = wasm_i16x8_shl(h, 13);
+    *lo = wasm_i16x8_shuffle(bot, top, 0, 8, 1, 9, 2, 10, 3, 11);
+    *hi = wasm_i16x8_shuffle(bot, top, 4, 12, 5, 13, 6, 14, 7, 15);
+    if (!scaled) {
+        *lo = wasm_f32x4_mul(*lo, k);
+        *hi = wasm_f32x4_mul(*hi, k);
+    }
+}
+
+/* xv: x, or x * 2^112 when scaled; the tail (n % 8) uses x. */
+BN_INLINE int f16_rows_fast(int R, int scaled, int64_t n, const uint8_t *w, size_t w_row_bytes, const float *x,
+                            const float *xv, float *out) {
+    v128_t a0[F16_R], a1[F16_R], mx = wasm_i16x8_splat(0);
+    for (int r = 0; r < R; r++)
+        a0[r] = a1[r] = wasm_f32x4_splat(0.0f);
+    const v128_t m8fff = wasm_i16x8_splat((int16_t)0x8fff);
+    const v128_t k112 = wasm_f32x4_splat(0x1p112f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const v128_t x0 = wasm_v128_load(xv + i), x1 = wasm_v128_load(xv + i + 4);
+        for (int r = 0; r < R; r++) {
+            const v128_t h = wasm_v128_load(w + (size_t)r * w_row_bytes + 2 * i);
+            mx = wasm_u16x8_max(mx, wasm_i16x8_shl(h, 1));
+            v128_t w0, w1;
+            h2f_8_fast(scaled, h, &w0, &w1, m8fff, k112);
+            a0[r] = wasm_f32x4_add(a0[r], wasm_f32x4_mul(w0, x0));
+            a1[r] = wasm_f32x4_add(a1[r], wasm_f32x4_mul(w1, x1));
+        }
+    }
+    const int special = wasm_v128_any_true(wasm_u16x8_ge(mx, wasm_i16x8_splat((int16_t)0xf800)));
+    for (int r = 0; r < R; r++) {
+        const uint8_t *wr = w + (size_t)r * w_row_bytes;
+        if (i < n) {
+            float acc[8];
+            wasm_v128_store(acc, a0[r]);
+            wasm_v128_store(acc + 4, a1[r]);
+            for (int64_t j = i, l = 0; j < n; j++, l++)
+                acc[l] += bn_rd_f16(wr + 2 * j) * x[j];
+            out[r] = bn_hsum8(acc);
+        } else {
+            out[r] = hsum8_f32(a0[r], a1[r]);
+        }
+    }
+    return special;
+}
+
 static void mul_mat_f16(int64_t n, const uint8_t *w, size_t w_row_bytes, int64_t n_rows, const uint8_t *act,
                         size_t act_row_bytes, int64_t n_tok, float *y, int64_t y_stride) {
-    mul_mat_float(W_F16, n, w, w_row_bytes, n_rows, act, act_row_bytes, n_tok, y, y_stride);
+    if (n_tok != 1) {
+        mul_mat_float(W_F16, n, w, w_row_bytes, n_rows, act, act_row_bytes, n_tok, y, y_stride);
+        return;
+    }
+    const float *x = (const float *)(const void *)act;
+    float xs[F16_XS] __attribute__((aligned(16)));
+    int scaled = n <= F16_XS;
+    for (int64_t i = 0; scaled && i < n; i++)
+        scaled = fabsf(x[i]) < 0x1p15f; /* false for NaN */
+    if (scaled) {
+        int64_t i = 0;
+        for (; i + 4 <= n; i += 4)
+            wasm_v128_store(xs + i, wasm_f32x4_mul(wasm_v128_load(x + i), wasm_f32x4_splat(0x1p112f)));
+        for (; i < n; i++)
+            xs[i] = x[i] * 0x1p112f;
+    }
+    /* Pass j takes rows j + k * q (k < F16_R): each of the F16_R weight streams
+     * runs on through consecutive rows, which the hardware prefetchers like. */
+    const int64_t q = n_rows / F16_R;
+    const size_t stride = (size_t)q * w_row_bytes;
+    for (int64_t j = 0; j < q; j++) {
+        const uint8_t *wr = w + (size_t)j * w_row_bytes;
+        float out[F16_R];
+        const int special = scaled ? f16_rows_fast(F16_R, 1, n, wr, stride, x, xs, out)
+                                   : f16_rows_fast(F16_R, 0, n, wr, stride, x, x, out);
+        for (int k = 0; k < F16_R; k++) {
+            if (special)
+                mul_mat_float(W_F16, n, wr + k * stride, w_row_bytes, 1, act, act_row_bytes, 1, y + j + k * q, 1);
+            else
+                y[j + k * q] = out[k];
+        }
+    }
+    for (int64_t r = q * F16_R; r < n_rows; r++) {
+        const uint8_t *wr = w + (size_t)r * w_row_bytes;
+        float out[1];
+        const int special = scaled ? f16_rows_fast(1, 1, n, wr, w_row_bytes, x, xs, out)
+                                   : f16_rows_fast(1, 0, n, wr, w_row_bytes, x, x, out);
+        if (special)
+            mul_mat_float(W_F16, n, wr, w_row_bytes, 1, act, act_row_bytes, 1, y + r, 1);
+        else
+            y[r] = out[0];
+    }
 }
 
 /* ---- axpy and half rows ------------------------------------------------------ */
@@ -190,66 +298,107 @@ static void fp16_to_fp32(const uint16_t *x, float *y, int64_t n) {
         y[i] = bn_fp16_to_fp32(x[i]);
 }
 
-/* ---- I2_S x I8_ROW: 32 bytes per 128 -----------------------------------------
- * Byte k, bits 6 - 2s = position 32s + k. The reference sums in 16 int16
- * lanes (m = k / 2) per run of 32 blocks and wraps. Here: one wrapping int16
- * lane per byte k (extmul code * q, i16x8.add), pairs folded at the end of
- * each run with the int16 wrap (sums mod 2^16 agree, so the wrapped lane
- * values agree), then widened into int32. */
-BN_INLINE void i2_s_codes(const uint8_t *p, v128_t c[8]) {
-    const v128_t m3 = wasm_i8x16_splat(3);
-    const v128_t qa = wasm_v128_load(p), qb = wasm_v128_load(p + 16);
-    c[0] = wasm_u8x16_shr(qa, 6);
-    c[1] = wasm_u8x16_shr(qb, 6);
-    c[2] = wasm_v128_and(wasm_u8x16_shr(qa, 4), m3);
-    c[3] = wasm_v128_and(wasm_u8x16_shr(qb, 4), m3);
-    c[4] = wasm_v128_and(wasm_u8x16_shr(qa, 2), m3);
-    c[5] = wasm_v128_and(wasm_u8x16_shr(qb, 2), m3);
-    c[6] = wasm_v128_and(qa, m3);
-    c[7] = wasm_v128_and(qb, m3);
+/* ---- I2_S x I8_ROW: 32 bytes per 128 ----------------------------------------- */
+
+/* One token (decode; prefill calls it token by token). Byte k of a block is W = 64 c0 + 16 c1 + 4 c2 + c3
+ * (c_s for position 32s + k, activation y_s). With z_3 = y_3 and
+ * z_s = y_s - 4 y_{s+1} (|z| <= 640),
+ *     (W >> 6) z_0 + (W >> 4) z_1 + (W >> 2) z_2 + W z_3 = sum_s c_s y_s
+ * exactly (W >> (6 - 2s) = sum_{t<=s} 4^(s-t) c_t; the z telescope). The z
+ * of a run of 32 blocks are formed once per call (int16, on the stack);
+ * per row, a byte-per-int16 load of 8 weight bytes, three shifts and four
+ * i32x4.dot_i16x8_s sum bytes 2m and 2m + 1 into int32 lane m exactly
+ * (|lane| < 2^26 per run); at the end of the run (lane << 16) >> 16 is the
+ * reference's int16 wrap of the lane sum. */
+#define I2S_RUN 32 /* blocks per run */
+#define I2S_R 8    /* rows per pass (2 and 4 measured slower) */
+#define I2S_RG 64  /* rows per group when a row has several runs */
+
+BN_INLINE void i2_s_widen(const int8_t *q, int64_t nblk, int16_t *ys) {
+    for (int64_t b = 0; b < nblk; b++)
+        for (int h = 0; h < 32; h += 8) {
+            const int8_t *qb = q + 128 * b + h;
+            const v128_t y0 = wasm_i16x8_load8x8(qb), y1 = wasm_i16x8_load8x8(qb + 32);
+            const v128_t y2 = wasm_i16x8_load8x8(qb + 64), y3 = wasm_i16x8_load8x8(qb + 96);
+            int16_t *z = ys + 128 * b + h;
+            wasm_v128_store(z, wasm_i16x8_sub(y0, wasm_i16x8_shl(y1, 2)));
+            wasm_v128_store(z + 32, wasm_i16x8_sub(y1, wasm_i16x8_shl(y2, 2)));
+            wasm_v128_store(z + 64, wasm_i16x8_sub(y2, wasm_i16x8_shl(y3, 2)));
+            wasm_v128_store(z + 96, y3);
+        }
 }
 
-/* int16 lanes j (2m, 2m+1) -> int32 lane m, wrapped to int16 and sign-extended. */
-BN_INLINE v128_t fold_wrap16(v128_t acc) {
-    const v128_t p = wasm_i32x4_extadd_pairwise_i16x8(acc);
-    return wasm_i32x4_shr(wasm_i32x4_shl(p, 16), 16);
-}
-
-BN_INLINE void i2_s_tile(int nt, int64_t n, const uint8_t *w, const bn_act_i8_row *const *a, float *out) {
-    const int8_t *q8[BN_TILE];
-    v128_t tot[BN_TILE];
-    for (int t = 0; t < nt; t++) {
-        q8[t] = bn_i8_row_qs(a[t]);
-        tot[t] = wasm_i32x4_splat(0);
-    }
-    const int64_t nb = n / 128;
-    for (int64_t run = 0; run < nb; run += 32) {
-        const int64_t end = run + 32 < nb ? run + 32 : nb;
-        v128_t acc[BN_TILE][4]; /* bytes k 0..7, 8..15, 16..23, 24..31 */
-        for (int t = 0; t < nt; t++)
-            acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = wasm_i16x8_splat(0);
-        for (int64_t b = run; b < end; b++) {
-            v128_t c[8];
-            i2_s_codes(w + 32 * b, c);
-            for (int t = 0; t < nt; t++) {
-                const int8_t *y = q8[t] + 128 * b;
-                for (int s = 0; s < 4; s++) {
-                    const v128_t ya = wasm_v128_load(y + 32 * s), yb = wasm_v128_load(y + 32 * s + 16);
-                    acc[t][0] = wasm_i16x8_add(acc[t][0], wasm_i16x8_extmul_low_i8x16(c[2 * s], ya));
-                    acc[t][1] = wasm_i16x8_add(acc[t][1], wasm_i16x8_extmul_high_i8x16(c[2 * s], ya));
-                    acc[t][2] = wasm_i16x8_add(acc[t][2], wasm_i16x8_extmul_low_i8x16(c[2 * s + 1], yb));
-                    acc[t][3] = wasm_i16x8_add(acc[t][3], wasm_i16x8_extmul_high_i8x16(c[2 * s + 1], yb));
-                }
+/* Sum over nblk blocks of R rows (at w + r * w_row_bytes): wrapped lane totals.
+ * Bytes 8g..8g+7 of every block (lanes m = 4g..4g+3) for all blocks, then
+ * the next g, so R rows share each activation load with few live registers. */
+BN_INLINE void i2_s_run_rows(int R, int64_t nblk, const uint8_t *w, size_t w_row_bytes, const int16_t *ys,
+                             int32_t *tot, int64_t tot_stride) {
+    v128_t t[I2S_R];
+    for (int r = 0; r < R; r++)
+        t[r] = wasm_i32x4_splat(0);
+    for (int g = 0; g < 4; g++) {
+        v128_t acc[I2S_R];
+        for (int r = 0; r < R; r++)
+            acc[r] = wasm_i32x4_splat(0);
+        const uint8_t *wg = w + 8 * g;
+        const int16_t *yg = ys + 8 * g;
+        for (int64_t b = 0; b < nblk; b++) {
+            const int16_t *yb = yg + 128 * b;
+            const v128_t y0 = wasm_v128_load(yb), y1 = wasm_v128_load(yb + 32);
+            const v128_t y2 = wasm_v128_load(yb + 64), y3 = wasm_v128_load(yb + 96);
+            for (int r = 0; r < R; r++) {
+                const v128_t c = wasm_u16x8_load8x8(wg + (size_t)r * w_row_bytes + 32 * b);
+                const v128_t p01 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_u16x8_shr(c, 6), y0),
+                                                  wasm_i32x4_dot_i16x8(wasm_u16x8_shr(c, 4), y1));
+                const v128_t p23 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_u16x8_shr(c, 2), y2),
+                                                  wasm_i32x4_dot_i16x8(c, y3));
+                acc[r] = wasm_i32x4_add(acc[r], wasm_i32x4_add(p01, p23));
             }
         }
-        for (int t = 0; t < nt; t++) {
-            const v128_t f01 = wasm_i32x4_add(fold_wrap16(acc[t][0]), fold_wrap16(acc[t][1]));
-            const v128_t f23 = wasm_i32x4_add(fold_wrap16(acc[t][2]), fold_wrap16(acc[t][3]));
-            tot[t] = wasm_i32x4_add(tot[t], wasm_i32x4_add(f01, f23));
-        }
+        for (int r = 0; r < R; r++)
+            t[r] = wasm_i32x4_add(t[r], wasm_i32x4_shr(wasm_i32x4_shl(acc[r], 16), 16));
     }
-    for (int t = 0; t < nt; t++)
-        out[t] = ((float)hsum_i32x4(tot[t]) - (float)a[t]->sum) / a[t]->scale;
+    for (int r = 0; r < R; r++)
+        tot[r * tot_stride] += hsum_i32x4(t[r]);
+}
+
+BN_INLINE void i2_s_rows(int64_t nblk, const uint8_t *w, size_t w_row_bytes, int64_t n_rows, const int16_t *ys,
+                         int32_t *tot) {
+    /* Pass j takes rows j + k * q (k < I2S_R), so each weight stream runs on
+     * through consecutive rows (hardware prefetch). */
+    const int64_t q = n_rows / I2S_R;
+    for (int64_t j = 0; j < q; j++)
+        i2_s_run_rows(I2S_R, nblk, w + (size_t)j * w_row_bytes, (size_t)q * w_row_bytes, ys, tot + j, q);
+    for (int64_t r = q * I2S_R; r < n_rows; r++)
+        i2_s_run_rows(1, nblk, w + (size_t)r * w_row_bytes, w_row_bytes, ys, tot + r, 1);
+}
+
+static void mul_mat_i2_s(int64_t n, const uint8_t *w, size_t w_row_bytes, int64_t n_rows, const uint8_t *act,
+                         size_t act_row_bytes, int64_t n_tok, float *y, int64_t y_stride) {
+    if (n_tok != 1) { /* token by token: faster than sharing decoded codes (measured) */
+        for (int64_t t = 0; t < n_tok; t++)
+            mul_mat_i2_s(n, w, w_row_bytes, n_rows, act + (size_t)t * act_row_bytes, act_row_bytes, 1,
+                         y + t * y_stride, y_stride);
+        return;
+    }
+    const bn_act_i8_row *a = (const bn_act_i8_row *)(const void *)act;
+    const int8_t *q8 = bn_i8_row_qs(a);
+    const int64_t nb = n / 128;
+    int16_t ys[128 * I2S_RUN] __attribute__((aligned(16)));
+    int32_t tot[I2S_RG];
+    for (int64_t r0 = 0; r0 < n_rows; r0 += I2S_RG) {
+        const int64_t nr = n_rows - r0 < I2S_RG ? n_rows - r0 : I2S_RG;
+        for (int64_t r = 0; r < nr; r++)
+            tot[r] = 0;
+        for (int64_t run = 0; run < nb; run += I2S_RUN) {
+            const int64_t nblk = nb - run < I2S_RUN ? nb - run : I2S_RUN;
+            if (r0 == 0 || nb > I2S_RUN)
+                i2_s_widen(q8 + 128 * run, nblk, ys);
+            i2_s_rows(nblk, w + (size_t)r0 * w_row_bytes + 32 * run, w_row_bytes, nr, ys, tot);
+        }
+        for (int64_t r = 0; r < nr; r++)
+            y[r0 + r] = ((float)tot[r] - (float)a->sum) / a->scale;
+    }
 }
 
 /* Token tiles: `tile(nt, n, w_row, act[nt], out[nt])`, inlined with a
@@ -276,8 +425,6 @@ BN_INLINE void i2_s_tile(int nt, int64_t n, const uint8_t *w, const bn_act_i8_ro
             }                                                                                                   \
         }                                                                                                       \
     }
-
-BN_MUL_MAT(mul_mat_i2_s, i2_s_tile, bn_act_i8_row)
 
 /* ---- TQ2_0 x Q8_K: qs[64], fp16 d; 66 bytes per 256 ---------------------------
  * Byte 32h + k, bits 2s, holds position 128h + 32s + k, which goes to lane
