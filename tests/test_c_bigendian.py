@@ -38,14 +38,13 @@ from pathlib import Path
 
 import pytest
 
+from c_build import DEFINES, INCLUDES, engine_sources, find_tool, require_tools, run_checked
+
 ROOT = Path(__file__).resolve().parents[1]
-INCLUDES = ["-I", str(ROOT / "core_c"), "-I", str(ROOT / "bindings_c" / "include"), "-I", str(ROOT / "bindings_c" / "src")]
-DEFINES = ["-DBITNET_BUILD", "-D_POSIX_C_SOURCE=200809L"]
 CFLAGS = ["-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", *DEFINES, *INCLUDES, "-pthread"]
 MODEL = ROOT / "bindings_py" / "bitnet" / "models" / "bitnet-kjv-i2_s.gguf"
 MESSAGE = "big-endian hosts are not supported"
 RUN_TIMEOUT_S = 120
-STRICT = os.environ.get("BITNET_CI") == "1"  # .ci/run: a missing tool is a failure, not a skip
 JOBS = min(2, os.cpu_count() or 1)
 
 # Tries every public entry point that opens a GGUF; one line per entry point, exit 0 only if all
@@ -119,46 +118,20 @@ int main(int argc, char **argv) {
 """
 
 
-def _find(env: str, names: list[str]) -> str | None:
-    explicit = os.environ.get(env)
-    if explicit:
-        return shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def cross_cc() -> str | None:
-    return _find("BITNET_BE_CC", ["s390x-linux-gnu-gcc", "s390x-linux-gnu-gcc-12"])
+    return find_tool("BITNET_BE_CC", ["s390x-linux-gnu-gcc", "s390x-linux-gnu-gcc-12"])
 
 
 def qemu() -> str | None:
-    return _find("BITNET_QEMU_BE", ["qemu-s390x-static", "qemu-s390x"])
+    return find_tool("BITNET_QEMU_BE", ["qemu-s390x-static", "qemu-s390x"])
 
 
 def _tools() -> tuple[str, str]:
-    cc, emu = cross_cc(), qemu()
-    missing = []
-    if not cc:
-        missing.append("s390x-linux-gnu-gcc (Debian: gcc-s390x-linux-gnu libc6-dev-s390x-cross)")
-    if not emu:
-        missing.append("qemu-s390x or qemu-s390x-static (Debian: qemu-user-static)")
-    if missing:
-        (pytest.fail if STRICT else pytest.skip)("the big-endian test needs " + " and ".join(missing))
-    return cc, emu  # type: ignore[return-value]
-
-
-def _engine_sources() -> list[Path]:
-    return sorted(set(ROOT.glob("core_c/**/*.c")) | set(ROOT.glob("bindings_c/src/**/*.c")))
-
-
-def _run(cmd: list[str], what: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-    return proc
+    cc, emu = require_tools("the big-endian test", {
+        "s390x-linux-gnu-gcc (Debian: gcc-s390x-linux-gnu libc6-dev-s390x-cross)": cross_cc(),
+        "qemu-s390x or qemu-s390x-static (Debian: qemu-user-static)": qemu(),
+    })
+    return cc, emu
 
 
 def build(cc: str, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
@@ -170,23 +143,23 @@ def build(cc: str, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
     def compile_one(i_src: tuple[int, Path]) -> tuple[Path, str]:
         i, src = i_src
         obj = out / f"{i:03d}_{src.stem}.o"
-        proc = _run([cc, *CFLAGS, "-c", str(src), "-o", str(obj)], f"cross-compiling {src.relative_to(ROOT)}")
+        proc = run_checked([cc, *CFLAGS, "-c", str(src), "-o", str(obj)], f"cross-compiling {src.relative_to(ROOT)}")
         return obj, proc.stderr
 
-    sources = _engine_sources()
+    sources = engine_sources()
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
         results = list(pool.map(compile_one, enumerate(sources)))
     warnings = {str(src.relative_to(ROOT)): err for src, (_, err) in zip(sources, results) if err.strip()}
     archive = out / "libengine.a"
     archive.unlink(missing_ok=True)
-    _run([ar, "rcs", str(archive), *(str(obj) for obj, _ in results)], "archiving the s390x engine")
+    run_checked([ar, "rcs", str(archive), *(str(obj) for obj, _ in results)], "archiving the s390x engine")
 
     (out / "refusal.c").write_text(REFUSAL_C, encoding="utf-8")
     programs = {}
     for name, src in (("generate_ids", ROOT / "bindings_c" / "examples" / "generate_ids.c"),
                       ("refusal", out / "refusal.c")):
         programs[name] = out / name
-        _run([cc, *CFLAGS, "-Werror", "-static", str(src), str(archive), "-o", str(programs[name]), "-lm"],
+        run_checked([cc, *CFLAGS, "-Werror", "-static", str(src), str(archive), "-o", str(programs[name]), "-lm"],
              f"cross-compiling {name}")
     return programs, warnings
 
@@ -214,7 +187,7 @@ def test_library_compiles_for_s390x_without_warnings(be_build) -> None:
 def test_s390x_is_big_endian(be_build) -> None:
     """The toolchain really targets a big-endian machine (else the tests below prove nothing)."""
     cc, _ = _tools()
-    macros = _run([cc, "-dM", "-E", "-x", "c", os.devnull], "listing the cross compiler's macros").stdout
+    macros = run_checked([cc, "-dM", "-E", "-x", "c", os.devnull], "listing the cross compiler's macros").stdout
     assert "#define __BYTE_ORDER__ __ORDER_BIG_ENDIAN__" in macros
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from c_build import DEFINES, INCLUDES, STRICT, engine_sources, run_checked
+
 ROOT = Path(__file__).resolve().parents[1]
 C_TESTS = sorted((ROOT / "tests" / "c").glob("test_*.c"))
-INCLUDES = ["-I", str(ROOT / "core_c"), "-I", str(ROOT / "bindings_c" / "include"), "-I", str(ROOT / "bindings_c" / "src")]
-DEFINES = ["-DBITNET_BUILD", "-D_POSIX_C_SOURCE=200809L"]
 MODES = {
     "plain": ["-O2"],
     "asan": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
@@ -36,7 +36,6 @@ RUN_ENV = {
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
 }
 RUN_TIMEOUT_S = 600
-STRICT = os.environ.get("BITNET_CI") == "1"  # .ci/run: a missing compiler is a failure, not a skip
 
 
 def _cc() -> str:
@@ -46,41 +45,30 @@ def _cc() -> str:
     return cc
 
 
-def _engine_sources() -> list[Path]:
-    return sorted(set(ROOT.glob("core_c/**/*.c")) | set(ROOT.glob("bindings_c/src/**/*.c")))
-
-
-def _run(cmd: list[str], what: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-    return proc
-
-
 def build_engine_archive(cc: str, mode: str, out_dir: Path) -> Path:
     """Compile the engine sources with the mode's flags into libengine.a."""
     out_dir.mkdir(parents=True, exist_ok=True)
     flags = ["-std=c11", "-ffp-contract=off", *MODES[mode], *DEFINES, *INCLUDES, "-pthread"]
-    sources = _engine_sources()
+    sources = engine_sources()
 
     def compile_one(i_src: tuple[int, Path]) -> Path:
         i, src = i_src
         obj = out_dir / f"{i:03d}_{src.stem}.o"
-        _run([cc, *flags, "-c", str(src), "-o", str(obj)], f"compiling {src.relative_to(ROOT)} ({mode})")
+        run_checked([cc, *flags, "-c", str(src), "-o", str(obj)], f"compiling {src.relative_to(ROOT)} ({mode})")
         return obj
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         objects = list(pool.map(compile_one, enumerate(sources)))
     archive = out_dir / "libengine.a"
     archive.unlink(missing_ok=True)
-    _run(["ar", "rcs", str(archive), *map(str, objects)], f"archiving engine ({mode})")
+    run_checked(["ar", "rcs", str(archive), *map(str, objects)], f"archiving engine ({mode})")
     return archive
 
 
 def build_and_run(cc: str, mode: str, archive: Path, test_c: Path, out_dir: Path) -> subprocess.CompletedProcess:
     exe = out_dir / f"{test_c.stem}_{mode}"
     flags = ["-std=c11", "-ffp-contract=off", *MODES[mode], *DEFINES, *INCLUDES, "-pthread"]
-    _run([cc, *flags, str(test_c), str(archive), "-o", str(exe), "-lm"], f"building {test_c.name} ({mode})")
+    run_checked([cc, *flags, str(test_c), str(archive), "-o", str(exe), "-lm"], f"building {test_c.name} ({mode})")
     env = {**os.environ, **RUN_ENV}
     return subprocess.run([str(exe)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=RUN_TIMEOUT_S)
 

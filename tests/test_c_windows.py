@@ -45,19 +45,19 @@ from pathlib import Path
 
 import pytest
 
+from c_build import INCLUDES, STRICT, engine_sources, find_tool, require_tools, run_checked
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packaging"))
 from bnpack.windows_zip import TRIPLET, Wine, disallowed_imports, win_path  # noqa: E402
 
 C_TESTS = sorted((ROOT / "tests" / "c").glob("test_*.c"))
-INCLUDES = ["-I", str(ROOT / "core_c"), "-I", str(ROOT / "bindings_c" / "include"), "-I", str(ROOT / "bindings_c" / "src")]
 # As CMake compiles the Windows library (cmake/BitnetCompileOptions.cmake: no _POSIX_C_SOURCE on
 # Windows); -Werror so a warning that only MinGW's headers bring out fails here.
 ENGINE_CFLAGS = ["-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror", "-DBITNET_BUILD", *INCLUDES]
 PROGRAM_CFLAGS = ["-std=c11", "-ffp-contract=off", "-O2", "-DBITNET_BUILD", *INCLUDES, "-pthread"]
 LDFLAGS = ["-static"]  # libgcc and winpthreads inside the .exe: it needs no DLL but Windows' own
 RUN_TIMEOUT_S = 300
-STRICT = os.environ.get("BITNET_CI") == "1"  # .ci/run: a missing tool is a failure, not a skip
 JOBS = min(2, os.cpu_count() or 1)
 # Programs that make no sense on Windows, with the reason.
 SKIP: dict[str, str] = {
@@ -76,51 +76,25 @@ NATIVE = [("upstream-tern-llama-A-tq2_0-upstream-p12", None), ("upstream-tern-ll
 PROMPT = "And God said"
 
 
-def _find(env: str, names: list[str]) -> str | None:
-    explicit = os.environ.get(env)
-    if explicit:
-        return shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def mingw_cc() -> str | None:
-    return _find("BITNET_MINGW_CC", [f"{TRIPLET}-gcc", f"{TRIPLET}-gcc-win32", f"{TRIPLET}-gcc-posix"])
+    return find_tool("BITNET_MINGW_CC", [f"{TRIPLET}-gcc", f"{TRIPLET}-gcc-win32", f"{TRIPLET}-gcc-posix"])
 
 
 def wine() -> str | None:
-    return _find("BITNET_WINE", ["wine", "wine64"])
+    return find_tool("BITNET_WINE", ["wine", "wine64"])
+
+
+def _tools() -> tuple[str, str]:
+    cc, emu = require_tools("the Windows C tests", {
+        f"{TRIPLET}-gcc (Debian: gcc-mingw-w64-x86-64)": mingw_cc(),
+        "wine (Debian: wine wine64)": wine(),
+    })
+    return cc, emu
 
 
 def _binutil(cc: str, tool: str) -> str:
     prefix = cc[: cc.rfind("-gcc") + 1] if "-gcc" in Path(cc).name else f"{TRIPLET}-"
     return shutil.which(prefix + tool) or shutil.which(f"{TRIPLET}-{tool}") or tool
-
-
-def _tools() -> tuple[str, str]:
-    cc, emu = mingw_cc(), wine()
-    missing = []
-    if not cc:
-        missing.append(f"{TRIPLET}-gcc (Debian: gcc-mingw-w64-x86-64)")
-    if not emu:
-        missing.append("wine (Debian: wine wine64)")
-    if missing:
-        (pytest.fail if STRICT else pytest.skip)("the Windows C tests need " + " and ".join(missing))
-    return cc, emu  # type: ignore[return-value]
-
-
-def _engine_sources() -> list[Path]:
-    return sorted(set(ROOT.glob("core_c/**/*.c")) | set(ROOT.glob("bindings_c/src/**/*.c")))
-
-
-def _run(cmd: list[str], what: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-    return proc
 
 
 def build_engine_archive(cc: str, out_dir: Path) -> Path:
@@ -130,20 +104,20 @@ def build_engine_archive(cc: str, out_dir: Path) -> Path:
     def compile_one(i_src: tuple[int, Path]) -> Path:
         i, src = i_src
         obj = out_dir / f"{i:03d}_{src.stem}.o"
-        _run([cc, *ENGINE_CFLAGS, "-c", str(src), "-o", str(obj)], f"mingw-compiling {src.relative_to(ROOT)}")
+        run_checked([cc, *ENGINE_CFLAGS, "-c", str(src), "-o", str(obj)], f"mingw-compiling {src.relative_to(ROOT)}")
         return obj
 
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        objects = list(pool.map(compile_one, enumerate(_engine_sources())))
+        objects = list(pool.map(compile_one, enumerate(engine_sources())))
     archive = out_dir / "libengine.a"
     archive.unlink(missing_ok=True)
-    _run([_binutil(cc, "ar"), "rcs", str(archive), *map(str, objects)], "archiving the Windows engine")
+    run_checked([_binutil(cc, "ar"), "rcs", str(archive), *map(str, objects)], "archiving the Windows engine")
     return archive
 
 
 def build_program(cc: str, archive: Path, source: Path, out_dir: Path, name: str | None = None) -> Path:
     exe = out_dir / f"{name or source.stem}.exe"
-    _run([cc, *PROGRAM_CFLAGS, *LDFLAGS, str(source), str(archive), "-o", str(exe), "-lm"],
+    run_checked([cc, *PROGRAM_CFLAGS, *LDFLAGS, str(source), str(archive), "-o", str(exe), "-lm"],
          f"mingw-compiling {source.relative_to(ROOT)}")
     return exe
 
@@ -286,7 +260,7 @@ def test_programs_import_only_windows_dlls(win_session: _Session) -> None:
     names = [t.stem for t in win_session.wanted] + list(EXAMPLES)
     imports = {}
     for name in names:
-        out = _run([objdump, "-p", str(win_session.program(name))], f"objdump -p {name}.exe").stdout
+        out = run_checked([objdump, "-p", str(win_session.program(name))], f"objdump -p {name}.exe").stdout
         imports[name] = [line.split(":", 1)[1].strip() for line in out.splitlines() if "DLL Name:" in line]
     bad = disallowed_imports(imports, set())
     assert not bad, f"programs import DLLs Windows does not have: {bad}"

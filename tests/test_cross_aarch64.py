@@ -37,60 +37,33 @@ from pathlib import Path
 
 import pytest
 
+from c_build import DEFINES, INCLUDES, engine_sources, find_tool, require_tools, run_checked
+
 ROOT = Path(__file__).resolve().parents[1]
 C_TESTS = sorted((ROOT / "tests" / "c").glob("test_*.c"))
-INCLUDES = ["-I", str(ROOT / "core_c"), "-I", str(ROOT / "bindings_c" / "include"), "-I", str(ROOT / "bindings_c" / "src")]
-DEFINES = ["-DBITNET_BUILD", "-D_POSIX_C_SOURCE=200809L"]
 CFLAGS = ["-std=c11", "-ffp-contract=off", "-O2", *DEFINES, *INCLUDES, "-pthread"]
 # qemu CPU models: (name, whether the engine should see the dot-product extension)
 CPUS = {"max": True, "cortex-a57": False}
 RUN_TIMEOUT_S = 300
-STRICT = os.environ.get("BITNET_CI") == "1"  # .ci/run: a missing tool is a failure, not a skip
 # Programs that cannot run under user-mode emulation, with the reason. None so far.
 SKIP: dict[str, str] = {}
 JOBS = min(2, os.cpu_count() or 1)  # shared CI machines: keep it modest
 
 
-def _find(env: str, names: list[str]) -> str | None:
-    explicit = os.environ.get(env)
-    if explicit:
-        return shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def cross_cc() -> str | None:
-    return _find("BITNET_CROSS_CC", ["aarch64-linux-gnu-gcc", "aarch64-linux-gnu-gcc-12"])
+    return find_tool("BITNET_CROSS_CC", ["aarch64-linux-gnu-gcc", "aarch64-linux-gnu-gcc-12"])
 
 
 def qemu() -> str | None:
-    return _find("BITNET_QEMU_AARCH64", ["qemu-aarch64-static", "qemu-aarch64"])
+    return find_tool("BITNET_QEMU_AARCH64", ["qemu-aarch64-static", "qemu-aarch64"])
 
 
 def _tools() -> tuple[str, str]:
-    cc, emu = cross_cc(), qemu()
-    missing = []
-    if not cc:
-        missing.append("aarch64-linux-gnu-gcc (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross)")
-    if not emu:
-        missing.append("qemu-aarch64 or qemu-aarch64-static (Debian: qemu-user-static)")
-    if missing:
-        (pytest.fail if STRICT else pytest.skip)("aarch64 cross test needs " + " and ".join(missing))
-    return cc, emu  # type: ignore[return-value]
-
-
-def _engine_sources() -> list[Path]:
-    return sorted(set(ROOT.glob("core_c/**/*.c")) | set(ROOT.glob("bindings_c/src/**/*.c")))
-
-
-def _run(cmd: list[str], what: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-    return proc
+    cc, emu = require_tools("the aarch64 cross test", {
+        "aarch64-linux-gnu-gcc (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross)": cross_cc(),
+        "qemu-aarch64 or qemu-aarch64-static (Debian: qemu-user-static)": qemu(),
+    })
+    return cc, emu
 
 
 def build_engine_archive(cc: str, out_dir: Path) -> Path:
@@ -103,20 +76,20 @@ def build_engine_archive(cc: str, out_dir: Path) -> Path:
     def compile_one(i_src: tuple[int, Path]) -> Path:
         i, src = i_src
         obj = out_dir / f"{i:03d}_{src.stem}.o"
-        _run([cc, *CFLAGS, "-c", str(src), "-o", str(obj)], f"cross-compiling {src.relative_to(ROOT)}")
+        run_checked([cc, *CFLAGS, "-c", str(src), "-o", str(obj)], f"cross-compiling {src.relative_to(ROOT)}")
         return obj
 
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        objects = list(pool.map(compile_one, enumerate(_engine_sources())))
+        objects = list(pool.map(compile_one, enumerate(engine_sources())))
     archive = out_dir / "libengine.a"
     archive.unlink(missing_ok=True)
-    _run([ar, "rcs", str(archive), *map(str, objects)], "archiving the aarch64 engine")
+    run_checked([ar, "rcs", str(archive), *map(str, objects)], "archiving the aarch64 engine")
     return archive
 
 
 def build_program(cc: str, archive: Path, test_c: Path, out_dir: Path) -> Path:
     exe = out_dir / test_c.stem
-    _run([cc, *CFLAGS, "-static", str(test_c), str(archive), "-o", str(exe), "-lm"], f"cross-compiling {test_c.name}")
+    run_checked([cc, *CFLAGS, "-static", str(test_c), str(archive), "-o", str(exe), "-lm"], f"cross-compiling {test_c.name}")
     return exe
 
 
