@@ -31,7 +31,7 @@ STRICT = os.environ.get("BITNET_CI") == "1"  # .ci/run: missing tools fail inste
 
 sys.path.insert(0, str(ROOT / "packaging"))
 from bnpack import brew  # noqa: E402
-from bnpack.common import ReleaseError  # noqa: E402
+from bnpack.common import ReleaseError, parse_summary  # noqa: E402
 
 
 def _need(*tools: str) -> None:
@@ -177,11 +177,10 @@ def test_formula_carries_the_archive_sha256(release):
 
 def test_brew_target_ran_its_checks(release):
     out, proc = release
-    row = re.search(r"^bitnet\.rb\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{64})\n\s+checked by: (.*)$", proc.stdout, re.M)
-    assert row is not None, proc.stdout[-3000:]
-    assert row.group(1) == _sha256(out / "bitnet.rb")
+    digest, checks = parse_summary(proc.stdout)["bitnet.rb"]
+    assert digest == _sha256(out / "bitnet.rb")
     for check in ("ruby -wc", "rubocop", "stand-in install + test do"):
-        assert check in row.group(2)
+        assert check in checks
     # The stand-in really ran both blocks, and the test block reached bitnet-cli.
     log = proc.stderr  # the tools' output; stdout holds the summary
     assert f"bitnet {VERSION}: install passed" in log

@@ -36,7 +36,7 @@ PROMPT = "And God said"
 
 sys.path.insert(0, str(ROOT / "packaging"))
 from bnpack import choco, windows_zip  # noqa: E402
-from bnpack.common import ReleaseError  # noqa: E402
+from bnpack.common import ReleaseError, parse_summary  # noqa: E402
 
 
 def _missing(what: str) -> None:
@@ -217,7 +217,7 @@ def release(tmp_path_factory, wineprefix):
 
 def test_choco_target_ran_its_checks(release):
     out, proc = release
-    rows = dict(re.findall(r"^(\S+)\s+[\d.]+ (?:MB|kB|B)\s+sha256 [0-9a-f]{64}\n\s+checked by: (.*)$", proc.stdout, re.M))
+    rows = {name: checks for name, (_, checks) in parse_summary(proc.stdout).items()}
     assert set(rows) == {ZIP, "bitnet.nuspec", "chocolateyinstall.ps1", f"bitnet.{VERSION}.nupkg"}, proc.stdout
     for check in ("imports only system DLLs", "greedy text == native", "bitnet.pc", "CMake package"):
         assert check in rows[ZIP]

@@ -28,6 +28,7 @@ STRICT = os.environ.get("BITNET_CI") == "1"  # .ci/run: missing tools fail inste
 
 sys.path.insert(0, str(ROOT / "packaging"))
 from bnpack import deb  # noqa: E402
+from bnpack.common import parse_summary  # noqa: E402
 
 
 def _missing(what: str) -> None:
@@ -79,8 +80,7 @@ def test_rendered_debian_folder_carries_the_header_version(tmp_path):
 
 def _summary(stdout: str) -> dict[str, tuple[str, str]]:
     """{file name: (sha256, checked-by line)} from release.py's summary (after the build logs)."""
-    rows = re.findall(r"^(\S+\.deb)\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{64})\n\s+checked by: (.*)$", stdout, re.M)
-    return {name: (digest, checks) for name, digest, checks in rows}
+    return {name: row for name, row in parse_summary(stdout).items() if name.endswith(".deb")}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ the native text (a wrong expectation fails it).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -49,9 +48,9 @@ def test_bundle_holds_both_builds_the_js_api_and_the_default_model(bundle):
 
 def test_summary_names_the_node_checks(bundle):
     path, stdout = bundle
-    row = re.search(rf"^{re.escape(path.name)}\s+[\d.]+ (?:MB|kB|B)\s+sha256 ([0-9a-f]{{64}})\n\s+checked by: (.*)$", stdout, re.M)
-    assert row and row.group(1) == common.sha256_file(path)
-    assert "the simd build picks wasm_simd" in row.group(2) and "the scalar build picks scalar" in row.group(2)
+    digest, checks = common.parse_summary(stdout)[path.name]
+    assert digest == common.sha256_file(path)
+    assert "the simd build picks wasm_simd" in checks and "the scalar build picks scalar" in checks
 
 
 def test_node_check_fails_on_other_text(bundle, tmp_path):

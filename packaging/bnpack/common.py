@@ -92,6 +92,14 @@ class Artifact:
                 f"    checked by: {', '.join(self.checked_by) or 'nothing'}")
 
 
+SUMMARY_ROW = re.compile(r"^(\S+)  [\d.]+ (?:MB|kB|B)  sha256 ([0-9a-f]{64})\n    checked by: (.*)$", re.M)
+
+
+def parse_summary(stdout: str) -> dict[str, tuple[str, str]]:
+    """The inverse of Artifact.summary_row over release.py's stdout: {file name: (sha256, checks)}."""
+    return {name: (digest, checks) for name, digest, checks in SUMMARY_ROW.findall(stdout)}
+
+
 class ReleaseError(RuntimeError):
     """A check failed or a tool is missing: the message says which and what to do."""
 
