@@ -283,3 +283,13 @@ def test_control_tokens_add_no_text(tmp_path: Path) -> None:
         assert m.generate("k", 3) == " t311 t312"
         assert "".join(m.stream("k", 3)) == " t311 t312"
         assert m.generate("k", 5, ignore_eos=True).startswith(" t311 t312 t450")  # EOS hidden too
+
+
+def test_model_reports_the_threads_the_engine_runs_on() -> None:
+    """n_threads as the C context resolved it: the number asked for, or the usable cores for None."""
+    import os
+
+    with bitnet.Model(n_threads=2) as m:
+        assert m.n_threads == 2
+    with bitnet.Model() as m:
+        assert 1 <= m.n_threads <= (os.cpu_count() or 1)

@@ -203,6 +203,8 @@ BITNET_API void bitnet_context_free(bitnet_context *ctx);
 /* The message of the last failed call on this context. */
 BITNET_API const char *bitnet_context_last_error(const bitnet_context *ctx);
 BITNET_API int32_t bitnet_context_n_ctx(const bitnet_context *ctx);
+/* Threads the context computes on, the caller's included (n_threads as resolved: 0 gives every core). */
+BITNET_API int32_t bitnet_context_n_threads(const bitnet_context *ctx);
 /* Tokens currently held in the KV cache of sequence 0. */
 BITNET_API int32_t bitnet_context_n_past(const bitnet_context *ctx);
 /* Forget every sequence (empty KV caches). */

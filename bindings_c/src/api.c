@@ -324,6 +324,7 @@ void bitnet_context_free(bitnet_context *ctx) { bn_context_destroy(ctx); }
 
 const char *bitnet_context_last_error(const bitnet_context *ctx) { return ctx ? ctx->err.msg : ""; }
 int32_t bitnet_context_n_ctx(const bitnet_context *ctx) { return ctx ? ctx->n_ctx : 0; }
+int32_t bitnet_context_n_threads(const bitnet_context *ctx) { return ctx ? ctx->n_threads : 0; }
 int32_t bitnet_context_n_past(const bitnet_context *ctx) { return ctx ? ctx->seq_len[0] : 0; }
 int32_t bitnet_context_n_seq_max(const bitnet_context *ctx) { return ctx ? ctx->n_seq : 0; }
 

@@ -73,7 +73,7 @@ class Model(ModelAndContext):
             path = default_model_path()
         self._open(path, n_ctx=n_ctx, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap, kernel=kernel,
                    progress=progress)
-        self.n_threads = n_threads or (os.cpu_count() or 1)
+        self.n_threads = int(lib.bitnet_context_n_threads(self._ctx))  # as the engine resolved it
 
     # ---- lifetime ------------------------------------------------------------
 
