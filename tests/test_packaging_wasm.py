@@ -37,12 +37,13 @@ def bundle(tmp_path_factory) -> tuple[Path, str]:
     return out / f"{TOP}.zip", proc.stdout
 
 
-def test_bundle_holds_both_builds_the_js_api_and_the_default_model(bundle):
+def test_bundle_holds_the_three_builds_the_js_api_and_the_default_model(bundle):
     path, _ = bundle
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
     assert names == {f"{TOP}/{n}" for n in (
-        "libbitnet.mjs", "libbitnet.wasm", "libbitnet-scalar.mjs", "libbitnet-scalar.wasm", "bitnet.js",
+        "libbitnet.mjs", "libbitnet.wasm", "libbitnet-scalar.mjs", "libbitnet-scalar.wasm",
+        "libbitnet-mt.mjs", "libbitnet-mt.wasm", "libbitnet-mt.worker.js", "bitnet.js",
         "models/bitnet-kjv-i2_s.gguf", "README.md", "LICENSE")}
 
 

@@ -8,7 +8,13 @@
   ``Model().generate("And God said", max_tokens=32, temperature=0)``, golden
   greedy ids (tests/data/golden) equal to the native engine's, and llama.cpp's
   tokenizer golden pairs;
-- web/test/test_api.mjs: the JS API (bitnet.js) on both builds.
+- web/test/test_api.mjs: the JS API (bitnet.js) on both builds;
+- web/test/test_mt.mjs: the pthreads build (libbitnet-mt, the same artifact a
+  cross-origin isolated page loads) in node with 2 threads: the same greedy
+  text as the one-thread build and native, model.threads == 2, plus a timing
+  line for 1 vs 2 threads (printed, not checked); and web/test/test_mt_page.mjs:
+  the same in headless Chromium on a page served by ``web/serve.py --isolated``
+  (crossOriginIsolated), and the one-thread fallback without it.
 
 Needs emcc (Debian: ``apt-get install emscripten``) and node; skipped without
 them, failed under BITNET_CI=1. The builds go to tests/.cache/web and are
@@ -146,3 +152,49 @@ def test_engine(web_dist, native_expectations, build, kernel, tmp_path):
 def test_js_api(web_dist, build):
     proc = _run(["node", ROOT / "web" / "test" / "test_api.mjs", web_dist, build, DEFAULT_MODEL, VOCABS["llama-bpe"]])
     assert " 0 failed" in proc.stdout
+
+
+def test_mt_two_threads(web_dist, native_expectations):
+    """The pthreads build with 2 threads == the one-thread build == native, and says 2 threads."""
+    proc = _run(["node", ROOT / "web" / "test" / "test_mt.mjs", web_dist, DEFAULT_MODEL, PROMPT, MAX_TOKENS,
+                 json.dumps(native_expectations["text"])])
+    print(proc.stdout)
+    assert " 0 failed" in proc.stdout
+
+
+def test_mt_page_isolated(web_dist, native_expectations, tmp_path):
+    """In Chromium: 2 threads on a cross-origin isolated page (serve.py --isolated), 1 thread (noted) without."""
+    import threading
+
+    chromium = os.environ.get("BITNET_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).is_file() or not (ROOT / "web" / "node_modules" / "playwright-core" / "package.json").is_file():
+        (pytest.fail if STRICT else pytest.skip)("needs chromium (apt-get install chromium) and npm ci --prefix web")
+    site = tmp_path / "site"
+    site.mkdir()
+    for p in web_dist.iterdir():
+        if p.is_file() and p.suffix in (".mjs", ".wasm", ".js"):
+            shutil.copyfile(p, site / p.name)
+    shutil.copyfile(ROOT / "web" / "test" / "mt.html", site / "mt.html")
+    shutil.copyfile(DEFAULT_MODEL, site / "model.gguf")
+    sys.path.insert(0, str(ROOT / "web"))
+    try:
+        import serve  # web/serve.py
+    finally:
+        sys.path.pop(0)
+    servers = [serve.make_server(site, 0, isolated=True), serve.make_server(site, 0)]
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    try:
+        spec = {"isolated_url": f"http://127.0.0.1:{servers[0].server_address[1]}/mt.html",
+                "plain_url": f"http://127.0.0.1:{servers[1].server_address[1]}/mt.html",
+                "chromium": chromium, "prompt": PROMPT, "max_tokens": MAX_TOKENS,
+                "text": native_expectations["text"], "user_data_dir": str(tmp_path / "chromium-profile")}
+        path = tmp_path / "spec.json"
+        path.write_text(json.dumps(spec))
+        proc = _run(["node", ROOT / "web" / "test" / "test_mt_page.mjs", path], timeout=120)
+        print(proc.stdout)
+        assert " 0 failed" in proc.stdout
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()

@@ -22,7 +22,18 @@
  *
  * Options of BitNet.load: { simd: true|false (default: detect),
  *   moduleUrl, wasmUrl (where libbitnet*.mjs / .wasm live; default: next to
- *   this file), wasmBinary (the .wasm bytes, e.g. read from disk in node) }.
+ *   this file), wasmBinary (the .wasm bytes, e.g. read from disk in node),
+ *   threads: true|N (default 1) }.
+ *
+ * Threads: { threads: N } (true: navigator.hardwareConcurrency, at most 16)
+ * loads the pthreads build (libbitnet-mt.mjs/.wasm + libbitnet-mt.worker.js,
+ * SIMD128) with N - 1 preloaded workers, but only where shared memory is
+ * allowed: a page with globalThis.crossOriginIsolated (served with COOP
+ * same-origin + COEP require-corp, e.g. web/serve.py --isolated) or node.
+ * Elsewhere it notes why on the console and loads the one-thread build.
+ * model.threads says how many threads a model really runs on; loadModel's
+ * opts.threads may lower it. The generate loop still runs on the calling
+ * thread (callbacks come from there); the workers only share the kernels.
  *
  * Memory: wasm32 memory is at most 4 GB and the engine copies the GGUF image
  * once while loading, so models over 2 GB are refused. The model's bytes are
@@ -52,26 +63,95 @@ const GENERATE_IGNORE_EOS = 1;
 const DEFAULT_SEED = 0xb17e7;
 
 const u = (p) => p >>> 0;
+const IS_NODE = typeof process === "object" && typeof process.versions?.node === "string";
+const MAX_THREADS = 16;
+
+/** opts.threads (true: the cores the browser reports, at most 16; N: N) as a count. */
+function wantedThreads(t) {
+  if (t === true) return Math.max(1, Math.min(MAX_THREADS, globalThis.navigator?.hardwareConcurrency || 4));
+  const n = Math.floor(Number(t) || 1);
+  return Math.max(1, Math.min(MAX_THREADS, n));
+}
+
+/** emscripten 3.1.6's pthreads runtime for node is CommonJS-minded: its ES
+ * module reads the globals `require` and `__dirname` (the module's folder). */
+async function nodeGlobalsForEmscripten(moduleUrl) {
+  if (typeof globalThis.require !== "function") {
+    const { createRequire } = await import("node:module");
+    globalThis.require = createRequire(moduleUrl);
+  }
+  if (typeof globalThis.__dirname !== "string") {
+    const { fileURLToPath } = await import("node:url");
+    globalThis.__dirname = fileURLToPath(new URL(".", moduleUrl)).replace(/\/$/, "");
+  }
+}
+
+/** On shared memory, growth (even by another thread) leaves this thread's views
+ * on the old, shorter buffer: re-create them whenever the buffer changed. */
+function refreshingHeapViews(M) {
+  const mem = M.wasmMemory;
+  for (const [name, T] of [["HEAPU8", Uint8Array], ["HEAP32", Int32Array], ["HEAPU32", Uint32Array]]) {
+    let view = M[name];
+    Object.defineProperty(M, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        if (view.buffer !== mem.buffer) view = new T(mem.buffer);
+        return view;
+      },
+      set(v) {
+        view = v;
+      },
+    });
+  }
+}
 let tokenizerFiles = 0; // wasm pointers above 2 GB come back negative
 
 export class BitNet {
   /** Instantiate the wasm module (see the options above). */
   static async load(opts = {}) {
     const simd = opts.simd ?? simdSupported();
-    const base = simd ? "libbitnet" : "libbitnet-scalar";
+    const threads = wantedThreads(opts.threads);
+    let mt = false;
+    if (threads > 1) {
+      const why = !simd
+        ? "this engine has no SIMD128"
+        : !(globalThis.crossOriginIsolated === true || IS_NODE)
+          ? "the page is not cross-origin isolated (serve it with COOP same-origin and COEP require-corp)"
+          : "";
+      if (why) console.info(`bitnet.js: ${threads} threads asked for, running on 1 thread: ${why}`);
+      else mt = true;
+    }
+    const base = mt ? "libbitnet-mt" : simd ? "libbitnet" : "libbitnet-scalar";
     const moduleUrl = opts.moduleUrl ?? new URL(`./${base}.mjs`, import.meta.url).href;
+    if (mt && IS_NODE) await nodeGlobalsForEmscripten(moduleUrl);
     const { default: factory } = await import(moduleUrl);
     const init = {};
     if (opts.wasmBinary) init.wasmBinary = opts.wasmBinary;
-    if (opts.wasmUrl) init.locateFile = (path) => (path.endsWith(".wasm") ? opts.wasmUrl : path);
+    if (opts.wasmUrl) init.locateFile = (path) => (path.endsWith(".wasm") ? opts.wasmUrl : new URL(path, moduleUrl).href);
+    if (mt) {
+      // The engine's threads come from a worker pool preloaded before the
+      // factory resolves (web/build.py): threads - 1 workers. The workers
+      // import the module from moduleUrl.
+      init.bnPoolSize = threads - 1;
+      init.mainScriptUrlOrBlob = moduleUrl;
+      if (IS_NODE) delete init.locateFile; // node's Worker wants a path or a URL object, not a URL string
+    }
     const M = await factory(init);
-    return new BitNet(M, simd);
+    if (mt) {
+      refreshingHeapViews(M);
+      // node: the pool's workers must not keep the process alive once the script is done.
+      if (IS_NODE) for (const w of M.PThread?.unusedWorkers ?? []) w.unref?.();
+    }
+    return new BitNet(M, simd, mt ? threads : 1);
   }
 
-  constructor(M, simd) {
+  constructor(M, simd, threads = 1) {
     this.M = M;
-    /** Whether the SIMD128 build was loaded. */
+    /** Whether a SIMD128 build was loaded. */
     this.simd = simd;
+    /** Threads a model's context asks for: 1, or the pthreads build's pool + 1. */
+    this.threads = threads;
   }
 
   /** Engine version string. */
@@ -117,7 +197,8 @@ export class BitNet {
    * Load a GGUF model from memory: a Uint8Array, an ArrayBuffer or an array
    * of Uint8Array chunks (e.g. the pieces of a streamed download).
    * opts: { onProgress(fraction), kernel ("scalar" | "wasm_simd" | "auto"),
-   *         nCtx (0: min(context_length, 4096)), nBatch, kvF32 }.
+   *         nCtx (0: min(context_length, 4096)), nBatch, kvF32,
+   *         threads (at most BitNet.load's; default all of them) }.
    */
   loadModel(data, opts = {}) {
     const chunks = Array.isArray(data) ? data : [data];
@@ -210,7 +291,12 @@ export class BitNet {
     const model = u(M._bnw_model_load(ptr, size, kp));
     M._free(kp);
     if (!model) throw new Error(`loading the model failed: ${this._lastError()}`);
-    const ctx = u(M._bnw_context_create(model, opts.nCtx ?? 0, opts.nBatch ?? 0, opts.kvF32 ? 1 : 0));
+    const nThreads = Math.min(this.threads, wantedThreads(opts.threads ?? this.threads));
+    const ctx = u(
+      nThreads > 1
+        ? M._bnw_context_create_mt(model, opts.nCtx ?? 0, opts.nBatch ?? 0, opts.kvF32 ? 1 : 0, nThreads)
+        : M._bnw_context_create(model, opts.nCtx ?? 0, opts.nBatch ?? 0, opts.kvF32 ? 1 : 0),
+    );
     if (!ctx) {
       const msg = this._lastError();
       M._bitnet_model_free(model);
@@ -397,6 +483,8 @@ export class Model extends TokenizerOps {
     this.nVocab = M._bitnet_model_n_vocab(model);
     this.nCtxTrain = M._bitnet_model_n_ctx_train(model);
     this.nCtx = M._bitnet_context_n_ctx(ctx);
+    /** Threads the model runs on (the caller's included): 1 unless the pthreads build got its workers. */
+    this.threads = M._bnw_context_n_threads(ctx);
     this.nEmbd = M._bitnet_model_n_embd(model);
     this.nLayer = M._bitnet_model_n_layer(model);
     this.bos = M._bitnet_model_token_bos(model);

@@ -55,3 +55,23 @@ EMSCRIPTEN_KEEPALIVE bitnet_sampler *bnw_sampler_create(float temperature, int32
     if (bitnet_sampler_create(&p, &s) != BITNET_OK) return NULL;
     return s;
 }
+
+/* A context on n_threads threads (the pthreads build, libbitnet-mt; on the
+ * single-thread builds only 1 works). The threads come from emscripten's
+ * preloaded worker pool: asking for more than the pool holds gives fewer
+ * (bnw_context_n_threads says how many). */
+EMSCRIPTEN_KEEPALIVE bitnet_context *bnw_context_create_mt(bitnet_model *model, int32_t n_ctx, int32_t n_batch,
+                                                           int32_t kv_f32, int32_t n_threads) {
+    bitnet_context_params p;
+    bitnet_context_params_init(&p);
+    p.n_ctx = n_ctx;
+    p.n_threads = n_threads > 0 ? n_threads : 1;
+    p.n_batch = n_batch;
+    p.kv_type = kv_f32 ? BITNET_KV_F32 : BITNET_KV_F16;
+    bitnet_context *ctx = NULL;
+    if (bitnet_context_create(model, &p, &ctx) != BITNET_OK) return NULL;
+    return ctx;
+}
+
+/* The threads a context really runs on, the caller's included. */
+EMSCRIPTEN_KEEPALIVE int32_t bnw_context_n_threads(const bitnet_context *ctx) { return bitnet_context_n_threads(ctx); }

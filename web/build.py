@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Build the WebAssembly engine: dist/web/libbitnet{,-scalar}.{mjs,wasm}.
+"""Build the WebAssembly engine: dist/web/libbitnet{,-scalar,-mt}.{mjs,wasm}.
 
-    python web/build.py                # both builds, into dist/web (skipped when up to date)
+    python web/build.py                # all three builds, into dist/web (skipped when up to date)
     python web/build.py --out DIR      # somewhere else
-    python web/build.py --only simd    # one build: simd | scalar
+    python web/build.py --only simd    # one build: simd | scalar | mt
     python web/build.py --force        # rebuild everything
     python web/build.py --demo         # also the demo site: Pyodide, the bitnet wheel, the page (web/site_build.py)
 
 Compiles core_c/*.c, bindings_c/src/*.c and web/bitnet_web.c with emcc
-(emscripten; Debian: ``apt-get install emscripten``) twice:
+(emscripten; Debian: ``apt-get install emscripten``) three times:
 
 - ``libbitnet.mjs`` + ``libbitnet.wasm``: ``-O3 -msimd128``, the wasm_simd
   kernel set (core_c/kernels_wasm_simd.c), chosen automatically at run time;
 - ``libbitnet-scalar.mjs`` + ``libbitnet-scalar.wasm``: no SIMD, for browsers
-  without SIMD128 (the scalar kernels).
+  without SIMD128 (the scalar kernels);
+- ``libbitnet-mt.mjs`` + ``.wasm`` + ``libbitnet-mt.worker.js``: ``-O3 -msimd128
+  -pthread`` (shared memory), for cross-origin isolated pages and node; built
+  for ``web,worker,node`` so the node test runs this very artifact. bitnet.js
+  loads it only for ``BitNet.load({threads})`` on a crossOriginIsolated page.
 
 Both are ES modules (``-sMODULARIZE -sEXPORT_ES6``) whose default export is a
 factory: ``const Module = await createBitNetModule({wasmBinary?})``. Built for
@@ -61,7 +65,8 @@ EXPORTED_FUNCTIONS = [
     "_bitnet_tokenizer_add_bos", "_bitnet_tokenize", "_bitnet_detokenize", "_bitnet_token_to_piece",
     "_bitnet_token_type_of",
     # web/bitnet_web.c
-    "_bnw_model_load", "_bnw_context_create", "_bnw_sampler_create",
+    "_bnw_model_load", "_bnw_context_create", "_bnw_context_create_mt", "_bnw_context_n_threads",
+    "_bnw_sampler_create",
 ]
 RUNTIME_METHODS = ["HEAPU8", "HEAP32", "HEAPU32", "addFunction", "removeFunction", "UTF8ToString", "stringToUTF8", "lengthBytesUTF8", "FS"]
 
@@ -73,9 +78,25 @@ LDFLAGS = [
     "-sEXPORTED_RUNTIME_METHODS=" + ",".join(RUNTIME_METHODS),
 ]
 
+# The pthreads build (for cross-origin isolated pages, and node): the worker
+# pool is preloaded before the factory's promise resolves, sized by the
+# factory's argument ``bnPoolSize`` (web/bitnet.js passes threads - 1), since a
+# thread started later would only run once the main thread returns to the event
+# loop and the engine's fork-join pool would wait for it forever. With
+# PTHREAD_POOL_SIZE_STRICT=2 a thread beyond the pool fails to start (EAGAIN)
+# and the engine keeps the threads it got. ``node`` is in ENVIRONMENT so the
+# node tests run this very artifact (worker_threads).
+MT_LDFLAGS = [
+    "-sENVIRONMENT=web,worker,node",
+    "-sPTHREAD_POOL_SIZE=Module.bnPoolSize||1", "-sPTHREAD_POOL_SIZE_STRICT=2",
+    "-sINITIAL_MEMORY=64MB", "-Wno-pthreads-mem-growth",  # growth: bitnet.js refreshes its heap views
+]
+
 BUILDS = {
     "simd": {"basename": "libbitnet", "flags": ["-O3", "-msimd128"]},
     "scalar": {"basename": "libbitnet-scalar", "flags": ["-O3"]},
+    "mt": {"basename": "libbitnet-mt", "flags": ["-O3", "-msimd128", "-pthread"], "ldflags": MT_LDFLAGS,
+           "extra": ["libbitnet-mt.worker.js"]},
 }
 
 
@@ -122,11 +143,12 @@ def build_one(name: str, out: Path, emcc: str, force: bool = False, jobs: int | 
     spec = BUILDS[name]
     env = emcc_env()
     mjs, wasm = out / f"{spec['basename']}.mjs", out / f"{spec['basename']}.wasm"
+    extra = [out / e for e in spec.get("extra", [])]
     srcs = sources()
     dep_time = max(_mtime(p) for p in [*headers(), Path(__file__)])
     newest_input = max(dep_time, *(_mtime(s) for s in srcs))
-    if not force and min(_mtime(mjs), _mtime(wasm)) > newest_input:
-        return [mjs, wasm]
+    if not force and min(_mtime(p) for p in [mjs, wasm, *extra]) > newest_input:
+        return [mjs, wasm, *extra]
     obj_dir = out / f".obj-{name}"
     obj_dir.mkdir(parents=True, exist_ok=True)
     flags = [*CFLAGS, *spec["flags"]]
@@ -139,8 +161,11 @@ def build_one(name: str, out: Path, emcc: str, force: bool = False, jobs: int | 
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:
         objs = list(pool.map(compile_one, srcs))
-    _run([emcc, *spec["flags"], *LDFLAGS, *map(str, objs), "-o", str(mjs)], env)
-    return [mjs, wasm]
+    ldflags = LDFLAGS
+    if spec.get("ldflags"):  # later -s settings win; drop the overridden ENVIRONMENT
+        ldflags = [f for f in LDFLAGS if not f.startswith("-sENVIRONMENT=")] + spec["ldflags"]
+    _run([emcc, *spec["flags"], *ldflags, *map(str, objs), "-o", str(mjs)], env)
+    return [mjs, wasm, *extra]
 
 
 def build(out: Path = DEFAULT_OUT, only: str | None = None, force: bool = False) -> list[Path]:

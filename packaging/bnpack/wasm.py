@@ -1,7 +1,9 @@
 """The `wasm` target: ``bitnet-VERSION-web.zip``, the engine for browsers and node.
 
 The bundle: ``libbitnet.{mjs,wasm}`` (SIMD128), ``libbitnet-scalar.{mjs,wasm}`` (engines without
-SIMD), ``bitnet.js`` (the JS API that picks one), the default model and a README. Built by
+SIMD), ``libbitnet-mt.{mjs,wasm}`` + ``libbitnet-mt.worker.js`` (SIMD128 with pthreads, for pages
+served cross-origin isolated), ``bitnet.js`` (the JS API that picks one), the default model and a
+README. Built by
 ``web/build.py`` (emscripten), then checked in node from the unzipped bundle: each build picks
 its kernel set at run time and generates, from the default model, exactly the greedy text of
 the native Python binding.
@@ -38,7 +40,8 @@ def bundle_files(build_dir: Path) -> dict[str, Path]:
     files["models/" + DEFAULT_MODEL.name] = DEFAULT_MODEL
     files["README.md"] = WEB / "README.md"
     files["LICENSE"] = REPO / "LICENSE"
-    for needed in ("libbitnet.mjs", "libbitnet.wasm", "libbitnet-scalar.mjs", "libbitnet-scalar.wasm", "bitnet.js"):
+    for needed in ("libbitnet.mjs", "libbitnet.wasm", "libbitnet-scalar.mjs", "libbitnet-scalar.wasm",
+                   "libbitnet-mt.mjs", "libbitnet-mt.wasm", "libbitnet-mt.worker.js", "bitnet.js"):
         if needed not in files:
             raise ReleaseError(f"web/build.py did not produce {needed} in {build_dir}")
     return files
