@@ -32,14 +32,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import test_c_unit as cu  # noqa: E402  (shares the engine source list, includes and defines)
+import test_c_unit as cu  # noqa: E402  (its test list and compiler choice)
+from c_build import DEFINES, INCLUDES, ROOT, STRICT, engine_sources, run_checked  # noqa: E402
 
-ROOT = cu.ROOT
-FLAGS = ["-std=c11", "-ffp-contract=off", "-O1", "-g", *cu.DEFINES, *cu.INCLUDES, "-pthread"]
+FLAGS = ["-std=c11", "-ffp-contract=off", "-O1", "-g", *DEFINES, *INCLUDES, "-pthread"]
 VALGRIND_ARGS = ["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
                  "--track-origins=yes", "--num-callers=30"]
 RUN_TIMEOUT_S = 400
-STRICT = os.environ.get("BITNET_CI") == "1"
 
 PROGRAMS = [p for p in cu.C_TESTS if not (p.stem == "test_kernels_neon_smoke" and platform.machine() not in ("aarch64", "arm64"))]
 
@@ -58,18 +57,18 @@ def build(cc: str, out_dir: Path, tests: list[Path]) -> dict[str, Path]:
     def compile_one(i_src: tuple[int, Path]) -> Path:
         i, src = i_src
         obj = out_dir / f"{i:03d}_{src.stem}.o"
-        cu._run([cc, *FLAGS, "-c", str(src), "-o", str(obj)], f"compiling {src.relative_to(ROOT)} (valgrind)")
+        run_checked([cc, *FLAGS, "-c", str(src), "-o", str(obj)], f"compiling {src.relative_to(ROOT)} (valgrind)")
         return obj
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        objects = list(pool.map(compile_one, enumerate(cu._engine_sources())))
+        objects = list(pool.map(compile_one, enumerate(engine_sources())))
     archive = out_dir / "libengine.a"
     archive.unlink(missing_ok=True)
-    cu._run(["ar", "rcs", str(archive), *map(str, objects)], "archiving engine (valgrind)")
+    run_checked(["ar", "rcs", str(archive), *map(str, objects)], "archiving engine (valgrind)")
 
     def link(test_c: Path) -> tuple[str, Path]:
         exe = out_dir / test_c.stem
-        cu._run([cc, *FLAGS, str(test_c), str(archive), "-o", str(exe), "-lm"], f"building {test_c.name} (valgrind)")
+        run_checked([cc, *FLAGS, str(test_c), str(archive), "-o", str(exe), "-lm"], f"building {test_c.name} (valgrind)")
         return test_c.stem, exe
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
