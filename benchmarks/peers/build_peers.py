@@ -8,7 +8,7 @@ Peers, each built into PREFIX/<name> (binaries in PREFIX/<name>/bin):
 
   upstream  llama.cpp vendored in the llama-cpp-python 0.3.36 sdist from PyPI. This
             script downloads it (pip download --no-deps --no-binary :all:) into
-            --src-dir and checks its sha256 against the pinned hash below.
+            --src-dir and checks its sha256 against crossval/requirements.txt (the crossval pin).
   ik        ik_llama.cpp (github ikawrakow/ik_llama.cpp): a source tree given by
             --ik-src (or $IK_SRC).
   bitnet    bitnet.cpp (github microsoft/BitNet) with its llama.cpp fork in
@@ -34,7 +34,6 @@ Prints the versions/commits at the end (--info prints them without building).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -43,10 +42,12 @@ import sys
 import tarfile
 import time
 
-UPSTREAM_PKG = "llama-cpp-python"
-UPSTREAM_VERSION = "0.3.36"
+# The same pinned llama-cpp-python sdist as crossval/ (crossval/requirements.txt: version and sha256).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crossval"))
+from install_llama_cpp import read_pin, sha256_file  # noqa: E402
+
+UPSTREAM_PKG, UPSTREAM_VERSION, UPSTREAM_SHA256 = read_pin()
 UPSTREAM_SDIST = f"llama_cpp_python-{UPSTREAM_VERSION}.tar.gz"
-UPSTREAM_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 TARGETS = ["llama-bench", "llama-quantize", "llama-cli"]
 # upstream's llama-cli is now a client of the server (needs LLAMA_BUILD_SERVER and the web UI);
 # llama-completion is its classic command-line generator.
@@ -70,14 +71,6 @@ CMAKE_ARGS["bitnet-main"] = CMAKE_ARGS["bitnet"]
 
 def log(msg: str) -> None:
     print(f"[build_peers] {msg}", file=sys.stderr, flush=True)
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run(cmd: list[str], logfile: str, cwd: str | None = None) -> None:
