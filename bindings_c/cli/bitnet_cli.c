@@ -83,12 +83,16 @@
 static void error_msg(const char *fmt, ...) PRINTF_LIKE(1, 2);
 static int usage_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
-static void error_msg(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void verror_msg(const char *fmt, va_list ap) {
     fputs(PROG ": error: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+static void error_msg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    verror_msg(fmt, ap);
     va_end(ap);
 }
 
@@ -96,9 +100,7 @@ static void error_msg(const char *fmt, ...) {
 static int usage_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs(PROG ": error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    verror_msg(fmt, ap);
     va_end(ap);
     fputs("Try '" PROG " --help' for more information.\n", stderr);
     return EXIT_USAGE;
