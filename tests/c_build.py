@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,24 @@ def run_checked(cmd: list[str], what: str, timeout: float = 600) -> subprocess.C
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
     return proc
+
+
+def build_engine_archive(cc: str, flags: list[str], out_dir: Path, label: str, *, ar: str = "ar",
+                         jobs: int | None = None) -> Path:
+    """Compile every engine source with `flags` (in parallel) into out_dir/libengine.a, archived
+    with `ar` (a cross build's own ar: the host's may not index foreign objects). `label` names
+    the build in error messages."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def compile_one(i_src: tuple[int, Path]) -> Path:
+        i, src = i_src
+        obj = out_dir / f"{i:03d}_{src.stem}.o"
+        run_checked([cc, *flags, "-c", str(src), "-o", str(obj)], f"compiling {src.relative_to(ROOT)} ({label})")
+        return obj
+
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:
+        objects = list(pool.map(compile_one, enumerate(engine_sources())))
+    archive = out_dir / "libengine.a"
+    archive.unlink(missing_ok=True)
+    run_checked([ar, "rcs", str(archive), *map(str, objects)], f"archiving the engine ({label})")
+    return archive

@@ -18,12 +18,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from c_build import DEFINES, INCLUDES, STRICT, engine_sources, run_checked
+import c_build
+from c_build import DEFINES, INCLUDES, STRICT, run_checked
 
 ROOT = Path(__file__).resolve().parents[1]
 C_TESTS = sorted((ROOT / "tests" / "c").glob("test_*.c"))
@@ -47,22 +47,8 @@ def _cc() -> str:
 
 def build_engine_archive(cc: str, mode: str, out_dir: Path) -> Path:
     """Compile the engine sources with the mode's flags into libengine.a."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     flags = ["-std=c11", "-ffp-contract=off", *MODES[mode], *DEFINES, *INCLUDES, "-pthread"]
-    sources = engine_sources()
-
-    def compile_one(i_src: tuple[int, Path]) -> Path:
-        i, src = i_src
-        obj = out_dir / f"{i:03d}_{src.stem}.o"
-        run_checked([cc, *flags, "-c", str(src), "-o", str(obj)], f"compiling {src.relative_to(ROOT)} ({mode})")
-        return obj
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        objects = list(pool.map(compile_one, enumerate(sources)))
-    archive = out_dir / "libengine.a"
-    archive.unlink(missing_ok=True)
-    run_checked(["ar", "rcs", str(archive), *map(str, objects)], f"archiving engine ({mode})")
-    return archive
+    return c_build.build_engine_archive(cc, flags, out_dir, mode)
 
 
 def build_and_run(cc: str, mode: str, archive: Path, test_c: Path, out_dir: Path) -> subprocess.CompletedProcess:

@@ -45,7 +45,8 @@ from pathlib import Path
 
 import pytest
 
-from c_build import INCLUDES, STRICT, engine_sources, find_tool, require_tools, run_checked
+import c_build
+from c_build import INCLUDES, STRICT, find_tool, require_tools, run_checked
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packaging"))
@@ -99,20 +100,7 @@ def _binutil(cc: str, tool: str) -> str:
 
 def build_engine_archive(cc: str, out_dir: Path) -> Path:
     """Compile every engine source for Windows into libengine.a."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    def compile_one(i_src: tuple[int, Path]) -> Path:
-        i, src = i_src
-        obj = out_dir / f"{i:03d}_{src.stem}.o"
-        run_checked([cc, *ENGINE_CFLAGS, "-c", str(src), "-o", str(obj)], f"mingw-compiling {src.relative_to(ROOT)}")
-        return obj
-
-    with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        objects = list(pool.map(compile_one, enumerate(engine_sources())))
-    archive = out_dir / "libengine.a"
-    archive.unlink(missing_ok=True)
-    run_checked([_binutil(cc, "ar"), "rcs", str(archive), *map(str, objects)], "archiving the Windows engine")
-    return archive
+    return c_build.build_engine_archive(cc, ENGINE_CFLAGS, out_dir, "Windows", ar=_binutil(cc, "ar"), jobs=JOBS)
 
 
 def build_program(cc: str, archive: Path, source: Path, out_dir: Path, name: str | None = None) -> Path:

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from c_build import DEFINES, INCLUDES, engine_sources, find_tool, require_tools, run_checked
+import c_build
+from c_build import DEFINES, INCLUDES, find_tool, require_tools, run_checked
 
 ROOT = Path(__file__).resolve().parents[1]
 C_TESTS = sorted((ROOT / "tests" / "c").glob("test_*.c"))
@@ -68,23 +69,10 @@ def _tools() -> tuple[str, str]:
 
 def build_engine_archive(cc: str, out_dir: Path) -> Path:
     """Compile every engine source for aarch64 into libengine.a."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     # the cross binutils' ar (the host's may not index aarch64 objects)
     prefix = cc[: -len("gcc")] if cc.endswith("gcc") else ""
     ar = (prefix and shutil.which(prefix + "ar")) or shutil.which("aarch64-linux-gnu-ar") or "ar"
-
-    def compile_one(i_src: tuple[int, Path]) -> Path:
-        i, src = i_src
-        obj = out_dir / f"{i:03d}_{src.stem}.o"
-        run_checked([cc, *CFLAGS, "-c", str(src), "-o", str(obj)], f"cross-compiling {src.relative_to(ROOT)}")
-        return obj
-
-    with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        objects = list(pool.map(compile_one, enumerate(engine_sources())))
-    archive = out_dir / "libengine.a"
-    archive.unlink(missing_ok=True)
-    run_checked([ar, "rcs", str(archive), *map(str, objects)], "archiving the aarch64 engine")
-    return archive
+    return c_build.build_engine_archive(cc, CFLAGS, out_dir, "aarch64", ar=ar, jobs=JOBS)
 
 
 def build_program(cc: str, archive: Path, test_c: Path, out_dir: Path) -> Path:

@@ -33,7 +33,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_c_unit as cu  # noqa: E402  (its test list and compiler choice)
-from c_build import DEFINES, INCLUDES, ROOT, STRICT, engine_sources, run_checked  # noqa: E402
+import c_build  # noqa: E402
+from c_build import DEFINES, INCLUDES, ROOT, STRICT, run_checked  # noqa: E402
 
 FLAGS = ["-std=c11", "-ffp-contract=off", "-O1", "-g", *DEFINES, *INCLUDES, "-pthread"]
 VALGRIND_ARGS = ["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
@@ -52,19 +53,7 @@ def _valgrind() -> str:
 
 def build(cc: str, out_dir: Path, tests: list[Path]) -> dict[str, Path]:
     """libengine.a at -O1 -g, then every test program; returns stem -> executable."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    def compile_one(i_src: tuple[int, Path]) -> Path:
-        i, src = i_src
-        obj = out_dir / f"{i:03d}_{src.stem}.o"
-        run_checked([cc, *FLAGS, "-c", str(src), "-o", str(obj)], f"compiling {src.relative_to(ROOT)} (valgrind)")
-        return obj
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        objects = list(pool.map(compile_one, enumerate(engine_sources())))
-    archive = out_dir / "libengine.a"
-    archive.unlink(missing_ok=True)
-    run_checked(["ar", "rcs", str(archive), *map(str, objects)], "archiving engine (valgrind)")
+    archive = c_build.build_engine_archive(cc, FLAGS, out_dir, "valgrind")
 
     def link(test_c: Path) -> tuple[str, Path]:
         exe = out_dir / test_c.stem
