@@ -8,7 +8,10 @@ the ``loopcontrols`` extension, ``raise_exception``, ``strftime_now`` and a
 ``tojson`` filter that keeps non-ASCII text, and the variables ``messages``,
 ``add_generation_prompt``, ``bos_token`` and ``eos_token``. The sandbox keeps
 a template from reaching Python internals (``{{ ''.__class__.__mro__ }}``
-raises).
+raises), and limits on steps and sizes keep a hostile template from hanging
+or filling memory (``bitnet._template_sandbox``). Whatever goes wrong inside
+a template (a syntax error, ``raise_exception()``, ``1 / 0``, a limit) raises
+:class:`ChatTemplateError`.
 
 A GGUF without a template gets a built-in one (:data:`BUILTIN_TEMPLATES`),
 picked by architecture and vocabulary (:func:`guess_chat_format`), or named
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -72,7 +76,8 @@ BITNET_ARCHS = ("bitnet-b1.58", "bitnet-25")
 
 
 class ChatTemplateError(ValueError):
-    """A chat template failed: bad syntax, ``raise_exception()``, unsafe access, bad messages."""
+    """A chat template failed: bad syntax, ``raise_exception()``, unsafe access, a
+    run-time error inside the template, or a time or memory limit."""
 
 
 def guess_chat_format(metadata: Mapping[str, Any]) -> str:
@@ -139,18 +144,22 @@ def render(
     """Render a chat template (see the module docstring for the environment)."""
     import jinja2
 
+    from ._template_sandbox import run_limited
+
     msgs = check_messages(messages)
     try:
         template = _compile(source)
-        return template.render(
+        return run_limited(lambda: template.render(
             messages=msgs,
             bos_token=bos_token,
             eos_token=eos_token,
             add_generation_prompt=add_generation_prompt,
             **extra,
-        )
+        ))
     except jinja2.TemplateError as exc:
         raise ChatTemplateError(f"chat template: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted code: 1 / 0, 'a' + 1, a recursive macro, ...
+        raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _raise_exception(message: str) -> None:
@@ -166,18 +175,18 @@ def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
 
 
 def _strftime_now(fmt: str) -> str:
+    # glibc's strftime takes field widths ('%999999999Y'): keep them small.
+    if not isinstance(fmt, str) or len(fmt) > 256 or re.search(r"%\D?\d{4}", fmt):
+        raise ValueError(f"strftime_now: unsupported format {str(fmt)[:64]!r}")
     return datetime.now().strftime(fmt)
 
 
 @functools.lru_cache(maxsize=16)
 def _compile(source: str) -> Any:
-    import jinja2.ext
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from ._template_sandbox import new_environment
 
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
-    )
-    env.filters["tojson"] = _tojson
+    env = new_environment()
+    env.add_filter("tojson", _tojson)
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     return env.from_string(source)

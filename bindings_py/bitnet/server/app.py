@@ -241,10 +241,12 @@ async def _generate(
         max_tokens = min(state.max_tokens_cap, room)
     else:
         max_tokens = min(_COMPLETIONS_DEFAULT_MAX_TOKENS, state.max_tokens_cap)
-    if len(ids) + max_tokens > engine.n_ctx or room <= 0:
+    if room <= 0:
+        raise bad(f"the prompt ({len(ids)} tokens) does not fit the context ({engine.n_ctx} tokens)",
+                  "messages" if chat else "prompt", "context_length_exceeded")
+    if len(ids) + max_tokens > engine.n_ctx:
         raise bad(f"the prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) is more than the context "
-                  f"holds ({engine.n_ctx} tokens)", "max_tokens" if room > 0 else "messages" if chat else "prompt",
-                  "context_length_exceeded")
+                  f"holds ({engine.n_ctx} tokens)", "max_tokens", "context_length_exceeded")
     req = Request(ids, max_tokens, _sampling(params), params.stop, asyncio.get_running_loop())
     try:
         engine.submit(req)
