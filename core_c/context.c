@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "matmul.h"
+#include "memlimit.h"
 #include "tensor_types.h"
 
 /* ---- creation ----------------------------------------------------------------- */
@@ -64,10 +65,20 @@ bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int
     if (kv_bytes > (double)SIZE_MAX / 2)
         return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "%d KV caches of %d tokens need %.0f bytes", n_seq, n_ctx,
                        kv_bytes);
+    const double limit = (double)bn_memory_limit_bytes();
+    if (limit > 0 && kv_bytes > limit) {
+        const double per_token = kv_bytes / ((double)n_seq * n_ctx);
+        return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY,
+                       "n_ctx = %d: the KV cache of %d x %d tokens needs %.2f GiB, more than the %.2f GiB of memory "
+                       "this process may use (physical memory or its cgroup limit); at most about %.0f tokens fit",
+                       n_ctx, n_seq, n_ctx, kv_bytes / 1073741824.0, limit / 1073741824.0,
+                       limit / per_token / n_seq);
+    }
 
     struct bitnet_context *c = calloc(1, sizeof *c);
     if (!c) return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "out of memory");
     c->model = m;
+    atomic_init(&c->in_use, 0);
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->n_threads = n_threads;

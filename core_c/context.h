@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "model.h"
+#include <stdatomic.h>
+
 #include "threadpool.h"
 
 struct bitnet_context {
@@ -45,6 +47,7 @@ struct bitnet_context {
     int32_t *seq_next;   /* n_seq: a batch's running length per sequence */
     void *act;           /* quantized activations for bn_matmul */
     size_t act_bytes;
+    atomic_int in_use;   /* 1 while a public API call runs on this context (api.c) */
 };
 
 bitnet_status bn_context_create(const struct bitnet_model *m, int32_t n_ctx, int32_t n_batch, int32_t n_threads,

@@ -9,6 +9,7 @@ the engine's message, and that misuse of the Python objects is caught.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,20 @@ def test_bad_constructor_arguments(good_file: Path) -> None:
         bitnet.Model(good_file, n_threads=-2)
     with pytest.raises(ValueError):
         bitnet.Model(good_file, kv_type="q4")
+
+
+def test_a_context_larger_than_memory_is_refused_before_allocating() -> None:
+    """2^31 - 1 tokens of KV cache for the default model: 6 TiB. calloc would
+    succeed lazily on Linux and the OOM killer end the process later; the
+    engine compares with physical memory (or the cgroup limit) first."""
+    from bitnet.default_model import default_model_path
+
+    start = time.monotonic()
+    with pytest.raises(bitnet.BitNetError, match=r"needs [\d.]+ GiB, more than the [\d.]+ GiB of memory") as info:
+        bitnet.Model(default_model_path(), n_ctx=2**31 - 1)
+    assert info.value.status_name == "out of memory"
+    assert "at most about" in str(info.value)
+    assert time.monotonic() - start < 5
 
 
 def test_token_ids_out_of_range(good_file: Path) -> None:

@@ -282,3 +282,30 @@ def test_perplexity_of_a_too_short_file_is_exit_1(tmp_path: Path, capsys: pytest
     file.write_text("too short", encoding="utf-8")
     code, _, err = run_main(capsys, "perplexity", str(model_factory.tiny_model_with_tokenizer()), str(file))
     assert code == 1 and "needs a text of at least" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT, a POSIX signal")
+def test_ctrl_c_during_bitnet_run_exits_130_with_one_line() -> None:
+    """A real SIGINT in the middle of a long generation: no traceback, exit 130."""
+    import signal
+    import time
+
+    from bitnet.default_model import default_model_path
+
+    cmd = [sys.executable, "-m", "bitnet", "run", str(default_model_path()), "In the beginning", "-n", "100000",
+           "-c", "32768", "--ignore-eos", "--temperature", "0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.read(64)  # generation is under way
+        assert first, proc.stderr.read() if proc.stderr else ""
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - start < 10, "the interrupt took effect late"
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == "bitnet: interrupted"
+    assert b"Traceback" not in err

@@ -20,7 +20,11 @@
  * - A model is read-only once loaded: several contexts (and threads) may
  *   share one model. A context is used by one thread at a time (all its
  *   sequences included: a server batches them into bitnet_decode_batch calls
- *   from one thread).
+ *   from one thread). A call that changes a context (decode, decode_batch,
+ *   seq_reset, generate_tokens, generate_tokens_cb) while another is inside
+ *   it, from a second thread or from a token callback, fails with
+ *   BITNET_ERR_INVALID_ARGUMENT and "in use" in bitnet_last_error() instead
+ *   of racing on the KV cache.
  * - The library never aborts or exits the host process.
  *
  * This header is kept free of macros in declarations so that cffi's cdef()
@@ -195,7 +199,10 @@ typedef struct bitnet_context_params {
 BITNET_API void bitnet_context_params_init(bitnet_context_params *params);
 
 /* Create a context (KV cache + scratch) over a model. The model must outlive
- * the context. params may be NULL. */
+ * the context. params may be NULL. A KV cache larger than the memory this
+ * process may use (physical memory, or the cgroup limit of a container) is
+ * refused with BITNET_ERR_OUT_OF_MEMORY and a message giving the n_ctx that
+ * would fit, before anything is allocated. */
 BITNET_API bitnet_status bitnet_context_create(bitnet_model *model, const bitnet_context_params *params,
                                                bitnet_context **out);
 BITNET_API void bitnet_context_free(bitnet_context *ctx);

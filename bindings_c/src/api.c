@@ -328,6 +328,26 @@ int32_t bitnet_context_n_threads(const bitnet_context *ctx) { return ctx ? ctx->
 int32_t bitnet_context_n_past(const bitnet_context *ctx) { return ctx ? ctx->seq_len[0] : 0; }
 int32_t bitnet_context_n_seq_max(const bitnet_context *ctx) { return ctx ? ctx->n_seq : 0; }
 
+/* A context is used by one thread at a time (bitnet.h). The calls that
+ * change it enter it first, so a second thread, or a token callback calling
+ * back into its own context, gets an error instead of a data race on the KV
+ * cache. The error goes to bitnet_last_error(): the context's own message
+ * belongs to the thread inside it. */
+static bool context_enter(bitnet_context *ctx) {
+    return atomic_exchange_explicit(&ctx->in_use, 1, memory_order_acquire) == 0;
+}
+
+static void context_leave(bitnet_context *ctx) { atomic_store_explicit(&ctx->in_use, 0, memory_order_release); }
+
+static bitnet_status context_busy(const char *fn) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "%s: the context is in use by another call (another thread, or the token callback of a call on it); "
+             "a context is used by one thread at a time: give each thread its own context",
+             fn);
+    return api_invalid(msg);
+}
+
 void bitnet_context_reset(bitnet_context *ctx) {
     if (ctx) bn_context_seq_reset(ctx, -1);
 }
@@ -343,21 +363,32 @@ bitnet_status bitnet_seq_reset(bitnet_context *ctx, int32_t seq_id) {
                 seq_id, ctx->n_seq);
         return bn_api_fail(&ctx->err);
     }
+    if (!context_enter(ctx)) return context_busy("bitnet_seq_reset");
     bn_context_seq_reset(ctx, seq_id);
+    context_leave(ctx);
     return BITNET_OK;
+}
+
+static bitnet_status decode_entered(bitnet_context *ctx, const int32_t *tokens, int32_t n_tokens, float *logits_all) {
+    bitnet_status st = bn_context_decode(ctx, tokens, n_tokens, logits_all);
+    return st ? bn_api_fail(&ctx->err) : BITNET_OK;
 }
 
 bitnet_status bitnet_decode(bitnet_context *ctx, const int32_t *tokens, int32_t n_tokens, float *logits_all) {
     if (!ctx) return api_invalid("bitnet_decode: ctx is NULL");
-    bitnet_status st = bn_context_decode(ctx, tokens, n_tokens, logits_all);
-    return st ? bn_api_fail(&ctx->err) : BITNET_OK;
+    if (!context_enter(ctx)) return context_busy("bitnet_decode");
+    bitnet_status st = decode_entered(ctx, tokens, n_tokens, logits_all);
+    context_leave(ctx);
+    return st;
 }
 
 bitnet_status bitnet_decode_batch(bitnet_context *ctx, const int32_t *tokens, const int32_t *seq_ids,
                                   const int8_t *want_logits, int32_t n_tokens, float *logits_out) {
     if (!ctx) return api_invalid("bitnet_decode_batch: ctx is NULL");
+    if (!context_enter(ctx)) return context_busy("bitnet_decode_batch");
     bitnet_status st = bn_context_decode_batch(ctx, tokens, seq_ids, want_logits, n_tokens, logits_out);
     if (st) bn_error_prefix(&ctx->err, "bitnet_decode_batch");
+    context_leave(ctx);
     return st ? bn_api_fail(&ctx->err) : BITNET_OK;
 }
 
@@ -429,7 +460,7 @@ static bitnet_status generate_loop(bitnet_context *ctx, bitnet_sampler *sampler,
     const struct bitnet_model *m = ctx->model;
     bitnet_status st;
     if (n_prompt > 0) {
-        if ((st = bitnet_decode(ctx, prompt, n_prompt, NULL))) return st;
+        if ((st = decode_entered(ctx, prompt, n_prompt, NULL))) return st;
         for (int32_t i = 0; i < n_prompt; i++) bn_sampler_accept(sampler, prompt[i]);
     }
     if (max_tokens == 0) return BITNET_OK;
@@ -447,7 +478,7 @@ static bitnet_status generate_loop(bitnet_context *ctx, bitnet_sampler *sampler,
         if (is_end && !(flags & BITNET_GENERATE_IGNORE_EOS)) break;
         if (i + 1 == max_tokens) break;
         if (ctx->seq_len[0] >= ctx->n_ctx) break; /* context full: stop with what we have */
-        if ((st = bitnet_decode(ctx, &tok, 1, NULL))) return st;
+        if ((st = decode_entered(ctx, &tok, 1, NULL))) return st;
     }
     return BITNET_OK;
 }
@@ -459,8 +490,13 @@ bitnet_status bitnet_generate_tokens(bitnet_context *ctx, bitnet_sampler *sample
         (n_prompt > 0 && !prompt))
         return api_invalid("bitnet_generate_tokens: invalid arguments");
     array_sink sink = {out, 0};
+    if (!context_enter(ctx)) {
+        *n_out = 0;
+        return context_busy("bitnet_generate_tokens");
+    }
     bitnet_status st = generate_loop(ctx, sampler, prompt, n_prompt, max_tokens, flags, to_array, &sink,
                                      "bitnet_generate_tokens");
+    context_leave(ctx);
     *n_out = sink.n;
     return st;
 }
@@ -471,6 +507,9 @@ bitnet_status bitnet_generate_tokens_cb(bitnet_context *ctx, bitnet_sampler *sam
     if (!ctx || !sampler || !callback || n_prompt < 0 || max_tokens < 0 || (n_prompt > 0 && !prompt))
         return api_invalid("bitnet_generate_tokens_cb: invalid arguments (NULL ctx, sampler, callback or prompt, "
                            "or a negative count)");
-    return generate_loop(ctx, sampler, prompt, n_prompt, max_tokens, flags, callback, user_data,
-                         "bitnet_generate_tokens_cb");
+    if (!context_enter(ctx)) return context_busy("bitnet_generate_tokens_cb");
+    bitnet_status st = generate_loop(ctx, sampler, prompt, n_prompt, max_tokens, flags, callback, user_data,
+                                     "bitnet_generate_tokens_cb");
+    context_leave(ctx);
+    return st;
 }

@@ -12,7 +12,11 @@
  *   - 16 sequences, then two slots reset and reused;
  *   - failing batches (bad sequence id, bad token id, overflow, logits_out
  *     NULL) leave every sequence as it was: the next batch's logits equal
- *     the reference.
+ *     the reference;
+ *   - one call at a time per context: a token callback that calls back into
+ *     its own context (decode, decode_batch, seq_reset, generate) gets
+ *     "in use" instead of corrupting the KV cache, and the context works
+ *     normally after the call returns.
  * Prints "N passed, N failed"; exits 0 only if nothing failed. */
 #include <stddef.h>
 #include <stdint.h>
@@ -391,6 +395,56 @@ static void test_errors_change_nothing(void) {
     bitnet_model_free(m);
 }
 
+/* ---- one call at a time per context ------------------------------------------------- */
+
+typedef struct reentry {
+    bitnet_context *ctx;
+    bitnet_sampler *sampler;
+    int calls, refused;
+} reentry;
+
+static int refused_as_in_use(bitnet_status st) {
+    return st == BITNET_ERR_INVALID_ARGUMENT && strstr(bitnet_last_error(), "in use") != NULL;
+}
+
+static int call_back_into_the_context(void *user_data, int32_t token) {
+    reentry *r = user_data;
+    int32_t tok = token, seq = 0, out[2], n_out = 0;
+    int8_t want = 1;
+    float logits[N_VOCAB];
+    r->calls++;
+    r->refused += refused_as_in_use(bitnet_decode(r->ctx, &tok, 1, NULL));
+    r->refused += refused_as_in_use(bitnet_decode_batch(r->ctx, &tok, &seq, &want, 1, logits));
+    r->refused += refused_as_in_use(bitnet_seq_reset(r->ctx, 0));
+    r->refused += refused_as_in_use(bitnet_generate_tokens(r->ctx, r->sampler, &tok, 1, 2, 0, out, &n_out));
+    return 0;
+}
+
+static void test_one_call_at_a_time(void) {
+    const config cf = {"scalar", 1, BITNET_KV_F32, 0};
+    bitnet_model *m = load(&cf);
+    bitnet_context *c = m ? make_ctx(m, &cf, 1) : NULL;
+    bitnet_sampler_params sp;
+    bitnet_sampler_params_init(&sp);
+    sp.temperature = 0.0f;
+    bitnet_sampler *smp = NULL;
+    if (!c || bitnet_sampler_create(&sp, &smp) != BITNET_OK) {
+        check(0, "one call at a time: setup");
+    } else {
+        reentry r = {c, smp, 0, 0};
+        const int32_t prompt[3] = {1, 2, 3};
+        bitnet_status st = bitnet_generate_tokens_cb(c, smp, prompt, 3, 4, 0, call_back_into_the_context, &r);
+        check(st == BITNET_OK && r.calls > 0, "a generation whose callback re-enters its context completes");
+        check(r.refused == 4 * r.calls, "each re-entering call is refused with 'in use'");
+        check(bitnet_seq_length(c, 0) == 3 + r.calls - 1, "the refused calls changed nothing");
+        const int32_t more = 5;
+        check(bitnet_decode(c, &more, 1, NULL) == BITNET_OK, "the context works again after the call returns");
+    }
+    bitnet_sampler_free(smp);
+    bitnet_context_free(c);
+    bitnet_model_free(m);
+}
+
 static void test_params(void) {
     const config cf = {"scalar", 1, BITNET_KV_F16, 0};
     bitnet_model *m = load(&cf);
@@ -426,6 +480,7 @@ int main(void) {
                 }
     test_sixteen_and_reuse();
     test_errors_change_nothing();
+    test_one_call_at_a_time();
     test_params();
     free(g_model_image.p);
     printf("%d passed, %d failed\n", n_pass, n_fail);
