@@ -28,7 +28,7 @@ from .pytools import module_cmd, tool_env
 # run this orchestrator; every other test module runs against the wheel.
 NEEDS_OTHER_TOOLS = ["test_c_*.py", "test_cross_aarch64.py", "test_fuzz_smoke.py", "test_valgrind.py",
                      "test_crossval.py", "test_wasm.py", "test_web_page.py", "test_install_scripts.py",
-                     "test_packaging_*.py"]
+                     "test_packaging_*.py", "test_deploy.py"]
 
 
 def build_from_sdist(sdist: Path, work: Path) -> Path:
