@@ -34,19 +34,21 @@ static double next_unit(uint64_t s[4]) { return (double)(next_u64(s) >> 11) * (1
 bitnet_status bn_sampler_create(const bitnet_sampler_params *p, struct bitnet_sampler **out, bn_error *err) {
     *out = NULL;
     if (!(p->temperature == p->temperature) || !(p->top_p == p->top_p) || !(p->min_p == p->min_p) ||
-        !(p->repeat_penalty > 0.0f) || p->repeat_last_n < 0 || p->repeat_last_n > (1 << 20))
+        !(p->repeat_penalty > 0.0f) || p->repeat_last_n < 0 || p->repeat_last_n > (1 << 20) ||
+        !isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
         return bn_fail(err, BITNET_ERR_INVALID_ARGUMENT,
                        "invalid sampler parameters (temperature %g, top_p %g, min_p %g, repeat_penalty %g, "
-                       "repeat_last_n %d)",
+                       "repeat_last_n %d, frequency_penalty %g, presence_penalty %g)",
                        (double)p->temperature, (double)p->top_p, (double)p->min_p, (double)p->repeat_penalty,
-                       p->repeat_last_n);
+                       p->repeat_last_n, (double)p->frequency_penalty, (double)p->presence_penalty);
     struct bitnet_sampler *s = calloc(1, sizeof *s);
     if (!s) return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "out of memory");
     s->p = *p;
     if (p->repeat_last_n > 0) {
         s->history = calloc((size_t)p->repeat_last_n, sizeof *s->history);
-        if (!s->history) {
-            free(s);
+        s->sorted = calloc((size_t)p->repeat_last_n, sizeof *s->sorted);
+        if (!s->history || !s->sorted) {
+            bn_sampler_destroy(s);
             return bn_fail(err, BITNET_ERR_OUT_OF_MEMORY, "out of memory");
         }
     }
@@ -58,6 +60,7 @@ bitnet_status bn_sampler_create(const bitnet_sampler_params *p, struct bitnet_sa
 void bn_sampler_destroy(struct bitnet_sampler *s) {
     if (!s) return;
     free(s->history);
+    free(s->sorted);
     free(s);
 }
 
@@ -94,10 +97,34 @@ static int cmp_cand_desc(const void *a, const void *b) {
     return x->id - y->id;
 }
 
-static bool in_history(const struct bitnet_sampler *s, int32_t id) {
-    for (int32_t i = 0; i < s->history_len; i++)
-        if (s->history[i] == id) return true;
-    return false;
+static int cmp_i32(const void *a, const void *b) {
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The penalties on the tokens of the window, each distinct token once (as
+ * llama.cpp's penalties sampler): repeat_penalty divides a positive logit
+ * and multiplies a negative one; then k occurrences subtract
+ * k * frequency_penalty + presence_penalty. Sorting a copy of the window
+ * costs O(h log h) per token instead of O(n_vocab * h). */
+static void apply_penalties(struct bitnet_sampler *s, cand *c, int32_t n_vocab) {
+    const bitnet_sampler_params *p = &s->p;
+    if (!s->history_len ||
+        (p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f))
+        return;
+    memcpy(s->sorted, s->history, (size_t)s->history_len * sizeof *s->sorted);
+    qsort(s->sorted, (size_t)s->history_len, sizeof *s->sorted, cmp_i32);
+    for (int32_t i = 0; i < s->history_len;) {
+        const int32_t id = s->sorted[i];
+        int32_t k = 1;
+        while (i + k < s->history_len && s->sorted[i + k] == id) k++;
+        i += k;
+        if (id < 0 || id >= n_vocab) continue; /* accepted by the caller, but not a token of these logits */
+        float v = c[id].v;
+        if (p->repeat_penalty != 1.0f) v = v > 0 ? v / p->repeat_penalty : v * p->repeat_penalty;
+        v -= (float)k * p->frequency_penalty + p->presence_penalty;
+        c[id].v = v;
+    }
 }
 
 bitnet_status bn_sampler_sample(struct bitnet_sampler *s, const float *logits, int32_t n_vocab, int32_t *out,
@@ -108,11 +135,10 @@ bitnet_status bn_sampler_sample(struct bitnet_sampler *s, const float *logits, i
     for (int32_t i = 0; i < n_vocab; i++) {
         float v = logits[i];
         if (v != v) v = -INFINITY; /* NaN never wins */
-        if (s->p.repeat_penalty != 1.0f && s->history_len && in_history(s, i))
-            v = v > 0 ? v / s->p.repeat_penalty : v * s->p.repeat_penalty;
         c[i].v = v;
         c[i].id = i;
     }
+    apply_penalties(s, c, n_vocab);
     if (s->p.temperature <= 0.0f) {
         int32_t best = 0;
         for (int32_t i = 1; i < n_vocab; i++)

@@ -13,6 +13,7 @@ struct bitnet_sampler {
     bitnet_sampler_params p;
     uint64_t rng[4];       /* xoshiro256** state */
     int32_t *history;      /* ring buffer of the last repeat_last_n accepted tokens */
+    int32_t *sorted;       /* scratch: a sorted copy of history, to count each token once */
     int32_t history_len, history_pos;
 };
 

@@ -80,6 +80,9 @@ common = {
     "top_p": st.floats(0, 1),
     "top_k": st.integers(-1, 100),
     "min_p": st.floats(0, 1),
+    "frequency_penalty": st.floats(-2, 2),
+    "presence_penalty": st.floats(-2, 2),
+    "repeat_penalty": st.floats(0.5, 3),
     "seed": st.integers(-(2**63), 2**64 - 1),
     "stop": texts | st.lists(texts, max_size=4),
     "stream": st.booleans(),
@@ -92,7 +95,7 @@ valid_bodies = {
     "/detokenize": st.fixed_dictionaries({"tokens": token_ids}),
 }
 FIELDS = [*common, "prompt", "messages", "content", "add_special", "tokens", "n", "logprobs",
-          "max_completion_tokens", "frequency_penalty", "user"]
+          "max_completion_tokens", "user"]
 
 
 @st.composite

@@ -92,6 +92,55 @@ def test_repetition_penalty_discourages_seen_tokens() -> None:
     assert next(draws(s, logits, 1)) == 0
 
 
+def penalised(logits: np.ndarray, window: list[int], repeat: float, frequency: float, presence: float) -> np.ndarray:
+    """The reference: llama.cpp's penalties, each distinct token of the window once."""
+    out = logits.astype(np.float32).copy()
+    for token in set(window):
+        v = out[token]
+        v = v / np.float32(repeat) if v > 0 else v * np.float32(repeat)
+        out[token] = v - np.float32(window.count(token) * np.float32(frequency) + np.float32(presence))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("frequency", "presence", "want"),
+    [
+        (0.3, 0.0, 0),   # 3.0 - 3 x 0.3 = 2.1 > 2.0
+        (0.4, 0.0, 1),   # 3.0 - 3 x 0.4 = 1.8 < 2.0
+        (0.0, 0.9, 0),   # 3.0 - 0.9 = 2.1
+        (0.0, 1.1, 1),   # 3.0 - 1.1 = 1.9
+        (0.2, 0.5, 1),   # 3.0 - 0.6 - 0.5 = 1.9
+        (-0.5, -1.0, 0),  # negative values encourage repeats
+    ],
+)
+def test_frequency_and_presence_penalties_subtract_per_occurrence_and_once(frequency: float, presence: float,
+                                                                           want: int) -> None:
+    s = make_sampler(temperature=0.0, frequency_penalty=frequency, presence_penalty=presence, repeat_last_n=8)
+    for token in (0, 0, 0):
+        lib.bitnet_sampler_accept(s, token)
+    assert next(draws(s, np.array([3.0, 2.0, 1.0], dtype=np.float32), 1)) == want
+
+
+def test_penalties_count_only_the_last_repeat_last_n_tokens() -> None:
+    s = make_sampler(temperature=0.0, frequency_penalty=0.4, repeat_last_n=2)
+    for token in (0, 0, 0, 0):  # four accepted, the window holds two: 3.0 - 2 x 0.4 = 2.2
+        lib.bitnet_sampler_accept(s, token)
+    assert next(draws(s, np.array([3.0, 2.0, 1.0], dtype=np.float32), 1)) == 0
+
+
+def test_all_penalties_together_draw_from_the_numpy_reference() -> None:
+    window = [4, 4, 3, 0, 4, 2]
+    params = dict(repeat_penalty=1.3, frequency_penalty=0.2, presence_penalty=0.3, repeat_last_n=16)
+    s = make_sampler(temperature=1.0, seed=11, **off(), **params)
+    for token in window:
+        lib.bitnet_sampler_accept(s, token)
+    n = 20000
+    freq = np.bincount(list(draws(s, LOGITS, n)), minlength=len(LOGITS)) / n
+    ref = penalised(LOGITS, window, 1.3, 0.2, 0.3).astype(np.float64)
+    want = np.exp(ref - ref.max()) / np.exp(ref - ref.max()).sum()
+    np.testing.assert_allclose(freq, want, atol=0.015)
+
+
 def test_same_seed_same_draws_other_seed_other_draws() -> None:
     a = list(draws(make_sampler(temperature=1.0, seed=7, **off()), LOGITS, 200))
     b = list(draws(make_sampler(temperature=1.0, seed=7, **off()), LOGITS, 200))
@@ -112,6 +161,10 @@ def test_invalid_parameters_are_rejected() -> None:
     p.repeat_penalty = 0.0
     out = ffi.new("bitnet_sampler **")
     with pytest.raises(bitnet.BitNetError, match="invalid sampler parameters"):
+        check(lib.bitnet_sampler_create(p, out))
+    lib.bitnet_sampler_params_init(p)
+    p.frequency_penalty = float("nan")
+    with pytest.raises(bitnet.BitNetError, match="frequency_penalty nan"):
         check(lib.bitnet_sampler_create(p, out))
 
 

@@ -135,6 +135,19 @@ def test_openai_stream_completion_is_model_generate(client, reference):
     assert "".join(c.choices[0].text for c in stream) == reference("And God said", 30)
 
 
+def test_openai_penalties_are_applied_as_model_generate(client):
+    """frequency_penalty and presence_penalty reach the sampler: the greedy text
+    equals Model.generate with the same penalties, and differs from none."""
+    prompt, n = "And it came to pass", 32
+    with bitnet.Model(n_ctx=N_CTX) as m:
+        plain = m.generate(prompt, max_tokens=n, temperature=0)
+        want = m.generate(prompt, max_tokens=n, temperature=0, frequency_penalty=1.5, presence_penalty=0.5)
+    assert want != plain
+    r = client.completions.create(model=NAME, prompt=prompt, max_tokens=n, temperature=0,
+                                  frequency_penalty=1.5, presence_penalty=0.5)
+    assert r.choices[0].text == want
+
+
 def test_seeded_sampling_repeats(client):
     def once():
         return client.completions.create(model=NAME, prompt="Fear not", max_tokens=24, temperature=1.0,
@@ -223,6 +236,8 @@ BAD = [
     ("/v1/completions", {"prompt": "x", "max_tokens": "8"}, 400, "max_tokens"),
     ("/v1/completions", {"prompt": "x", "temperature": "hot"}, 400, "temperature"),
     ("/v1/completions", {"prompt": "x", "top_p": 2}, 400, "top_p"),
+    ("/v1/completions", {"prompt": "x", "frequency_penalty": 2.5}, 400, "frequency_penalty"),
+    ("/v1/completions", {"prompt": "x", "repeat_penalty": 0}, 400, "repeat_penalty"),
     ("/v1/completions", {"prompt": "x", "stop": 3}, 400, "stop"),
     ("/v1/completions", {"prompt": "x", "n": 2}, 400, "n"),
     ("/v1/completions", {"prompt": "x", "model": "gpt-4"}, 404, "model"),

@@ -116,6 +116,7 @@ def native() -> dict:
         e["detok"] = m.detokenize(e["ids_nobos"])
         e["gen_ids"] = m.generate_tokens(e["ids"], 16, temperature=0)
         e["sampled"] = m.generate(PROMPT, max_tokens=16, temperature=0.8, seed=1234)
+        e["penalised"] = m.generate(PROMPT, max_tokens=32, temperature=0, frequency_penalty=1.5, presence_penalty=0.5)
         words = e["text"].split()
         e["stop"] = " " + words[len(words) // 2]  # a stop string inside the greedy text
         e["stop_pieces"] = list(m.stream(PROMPT, max_tokens=MAX_TOKENS, stop=e["stop"]))

@@ -495,7 +495,8 @@ export class Model extends TokenizerOps {
   /**
    * Generate after prompt ids; returns the new ids. opts: maxTokens (128),
    * temperature (0: greedy), topK (40), topP (0.95), minP (0.05),
-   * repeatPenalty (1), repeatLastN (64), seed, ignoreEos (false),
+   * repeatPenalty (1), repeatLastN (64), frequencyPenalty (0),
+   * presencePenalty (0), seed, ignoreEos (false),
    * onToken(id): return true to stop.
    */
   generateTokens(promptIds, opts = {}) {
@@ -544,7 +545,7 @@ export class Model extends TokenizerOps {
     const seed = BigInt.asUintN(64, BigInt(opts.seed ?? DEFAULT_SEED));
     const sampler = u(M._bnw_sampler_create(opts.temperature ?? 0, opts.topK ?? 40, opts.topP ?? 0.95,
       opts.minP ?? 0.05, opts.repeatPenalty ?? 1, opts.repeatLastN ?? 64,
-      Number(seed & 0xffffffffn), Number(seed >> 32n)));
+      Number(seed & 0xffffffffn), Number(seed >> 32n), opts.frequencyPenalty ?? 0, opts.presencePenalty ?? 0));
     if (!sampler) throw new Error(`creating a sampler failed: ${this.bn._lastError()}`);
     return sampler;
   }

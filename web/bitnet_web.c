@@ -41,7 +41,8 @@ EMSCRIPTEN_KEEPALIVE bitnet_context *bnw_context_create(bitnet_model *model, int
 /* A sampler; the 64-bit seed comes as two halves (no BigInt needed). */
 EMSCRIPTEN_KEEPALIVE bitnet_sampler *bnw_sampler_create(float temperature, int32_t top_k, float top_p, float min_p,
                                                         float repeat_penalty, int32_t repeat_last_n,
-                                                        uint32_t seed_lo, uint32_t seed_hi) {
+                                                        uint32_t seed_lo, uint32_t seed_hi,
+                                                        float frequency_penalty, float presence_penalty) {
     bitnet_sampler_params p;
     bitnet_sampler_params_init(&p);
     p.temperature = temperature;
@@ -51,6 +52,8 @@ EMSCRIPTEN_KEEPALIVE bitnet_sampler *bnw_sampler_create(float temperature, int32
     p.repeat_penalty = repeat_penalty;
     p.repeat_last_n = repeat_last_n;
     p.seed = ((uint64_t)seed_hi << 32) | seed_lo;
+    p.frequency_penalty = frequency_penalty;
+    p.presence_penalty = presence_penalty;
     bitnet_sampler *s = NULL;
     if (bitnet_sampler_create(&p, &s) != BITNET_OK) return NULL;
     return s;

@@ -259,8 +259,13 @@ typedef struct bitnet_sampler_params {
     float top_p;          /* >= 1: off. Default 0.95 */
     float min_p;          /* <= 0: off. Default 0.05 */
     float repeat_penalty; /* 1: off. Default 1.0 */
-    int32_t repeat_last_n;/* window of past tokens the penalty looks at. Default 64 */
+    int32_t repeat_last_n;/* window of past tokens the penalties look at. Default 64 */
     uint64_t seed;        /* RNG seed. Default 0xB17E7 */
+    /* OpenAI's penalties, as llama.cpp applies them after repeat_penalty: a
+     * token seen k > 0 times in the window loses k * frequency_penalty +
+     * presence_penalty from its logit. 0: off (the defaults). */
+    float frequency_penalty;
+    float presence_penalty;
 } bitnet_sampler_params;
 
 BITNET_API void bitnet_sampler_params_init(bitnet_sampler_params *params);

@@ -295,7 +295,8 @@ class Model(OwnsHandles):
         return {
             "maxTokens": max_tokens, "temperature": sampling.temperature, "topK": sampling.top_k,
             "topP": sampling.top_p, "minP": sampling.min_p, "repeatPenalty": sampling.repeat_penalty,
-            "repeatLastN": sampling.repeat_last_n, "ignoreEos": sampling.ignore_eos,
+            "repeatLastN": sampling.repeat_last_n, "frequencyPenalty": sampling.frequency_penalty,
+            "presencePenalty": sampling.presence_penalty, "ignoreEos": sampling.ignore_eos,
             "seed": None if sampling.seed is None else sampling.seed & 0xFFFFFFFFFFFFFFFF,
         }
 
@@ -377,14 +378,16 @@ class Model(OwnsHandles):
 
     def generate_tokens(self, prompt_ids: Sequence[int], max_tokens: int, *, temperature: float = 0.0,
                         seed: int | None = None, ignore_eos: bool = False, top_k: int = 40, top_p: float = 0.95,
-                        min_p: float = 0.05, repeat_penalty: float = 1.0, repeat_last_n: int = 64) -> list[int]:
+                        min_p: float = 0.05, repeat_penalty: float = 1.0, repeat_last_n: int = 64,
+                        frequency_penalty: float = 0.0, presence_penalty: float = 0.0) -> list[int]:
         """Generate up to ``max_tokens`` tokens after ``prompt_ids``; returns the new ids (loop in wasm)."""
         tokens = self._check_ids(prompt_ids)
         if not tokens:
             raise ValueError("the prompt is empty: give at least one token id")
         if max_tokens < 0:
             raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
-        sampling = Sampling(temperature, seed, ignore_eos, top_k, top_p, min_p, repeat_penalty, repeat_last_n)
+        sampling = Sampling(temperature, seed, ignore_eos, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
+                            frequency_penalty, presence_penalty)
         try:
             out = self._live().generateTokens(to_js(tokens), _js_object(self._js_opts(sampling, max_tokens)))
         except JsException as exc:

@@ -113,6 +113,10 @@ def add_sampling_options(p: argparse.ArgumentParser, *, max_tokens_default: int 
     g.add_argument("--min-p", type=float, default=0.05, metavar="P", help="min-p filter, <= 0 off (default: 0.05)")
     g.add_argument("--repeat-penalty", type=float, default=1.0, metavar="R",
                    help="repetition penalty, 1 = off (default: 1.0)")
+    g.add_argument("--frequency-penalty", type=float, default=0.0, metavar="F",
+                   help="subtracted from a token's logit per time it occurs in the last 64 tokens (default: 0)")
+    g.add_argument("--presence-penalty", type=float, default=0.0, metavar="P",
+                   help="subtracted once from the logit of a token among the last 64 (default: 0)")
     g.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default: a random one)")
     g.add_argument("--stop", action="append", default=[], metavar="TEXT",
                    help="end the text before TEXT (may be given several times)")
@@ -127,6 +131,8 @@ def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         top_p=args.top_p,
         min_p=args.min_p,
         repeat_penalty=args.repeat_penalty,
+        frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty,
         seed=seed,
     )
 

@@ -30,6 +30,8 @@ class Sampling:
     min_p: float = 0.05
     repeat_penalty: float = 1.0
     repeat_last_n: int = 64
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> Sampling:
@@ -60,6 +62,8 @@ class Sampling:
         sp.min_p = self.min_p
         sp.repeat_penalty = self.repeat_penalty
         sp.repeat_last_n = self.repeat_last_n
+        sp.frequency_penalty = self.frequency_penalty
+        sp.presence_penalty = self.presence_penalty
         if self.seed is not None:
             sp.seed = self.seed & 0xFFFFFFFFFFFFFFFF
         out = ffi.new("bitnet_sampler **")

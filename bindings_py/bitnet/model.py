@@ -399,6 +399,8 @@ class Model(ModelAndContext):
         min_p: float = 0.05,
         repeat_penalty: float = 1.0,
         repeat_last_n: int = 64,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
     ) -> list[int]:
         """Generate up to ``max_tokens`` tokens after ``prompt_ids``; returns the new ids.
 
@@ -410,7 +412,8 @@ class Model(ModelAndContext):
             raise ValueError("the prompt is empty: give at least one token id")
         if max_tokens < 0:
             raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
-        sampling = Sampling(temperature, seed, ignore_eos, top_k, top_p, min_p, repeat_penalty, repeat_last_n)
+        sampling = Sampling(temperature, seed, ignore_eos, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
+                            frequency_penalty, presence_penalty)
         sampler = sampling.make_sampler()
         out = np.empty(max(max_tokens, 1), dtype=np.int32)
         n_out = ffi.new("int32_t *")

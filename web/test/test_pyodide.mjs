@@ -42,6 +42,7 @@ with bitnet.Model() as m:
     out["detok"] = m.detokenize(out["ids_nobos"])
     out["gen_ids"] = m.generate_tokens(out["ids"], 16, temperature=0)
     out["sampled"] = m.generate(exp["prompt"], max_tokens=16, temperature=0.8, seed=1234)
+    out["penalised"] = m.generate(exp["prompt"], max_tokens=32, temperature=0, frequency_penalty=1.5, presence_penalty=0.5)
     out["stop"] = m.generate(exp["prompt"], max_tokens=exp["max_tokens"], stop=exp["stop"])
     out["stop_pieces"] = list(m.stream(exp["prompt"], max_tokens=exp["max_tokens"], stop=exp["stop"]))
     rows = m.logits(out["ids"])
@@ -82,6 +83,8 @@ t.check(same(got.ids, exp.ids) && same(got.ids_nobos, exp.ids_nobos), "tokenize 
 t.check(got.detok === exp.detok, "detokenize == native", show(got.detok));
 t.check(same(got.gen_ids, exp.gen_ids), "generate_tokens == native", `${show(got.gen_ids)} vs ${show(exp.gen_ids)}`);
 t.check(got.sampled === exp.sampled, "seeded sampling == native", `${show(got.sampled)} vs ${show(exp.sampled)}`);
+t.check(got.penalised === exp.penalised && exp.penalised !== exp.text, "frequency/presence penalties == native",
+  `${show(got.penalised)} vs ${show(exp.penalised)}`);
 t.check(got.stop === exp.stop_text && same(got.stop_pieces, exp.stop_pieces), "stop strings == native", `${show(got.stop_pieces)} vs ${show(exp.stop_pieces)}`);
 t.check(same(got.logits_shape, exp.logits_shape) && got.logits_last_argmax === exp.logits_last_argmax,
   "logits rows x n_vocab, argmax == native", show([got.logits_shape, got.logits_last_argmax]));

@@ -168,7 +168,9 @@ def _sampling(p: GenerationParams) -> Sampling:
     # No seed: a fresh one, as OpenAI (the library's fixed default would make
     # every unseeded request sample the same text).
     seed = p.seed if p.seed is not None else int.from_bytes(os.urandom(8), "little")
-    return Sampling(temperature=p.temperature, seed=seed, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p)
+    return Sampling(temperature=p.temperature, seed=seed, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
+                    repeat_penalty=p.repeat_penalty, frequency_penalty=p.frequency_penalty,
+                    presence_penalty=p.presence_penalty)
 
 
 class _Disconnected(Exception):

@@ -63,6 +63,9 @@ class GenerationParams:
     top_p: float = 0.95
     top_k: int = 40
     min_p: float = 0.05
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repeat_penalty: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     stream: bool = False
@@ -129,6 +132,12 @@ def _common(body: Any, out: GenerationParams, max_tokens_cap: int) -> None:
     out.temperature = _opt_number(body, "temperature", out.temperature, 0.0, 2.0)
     out.top_p = _opt_number(body, "top_p", out.top_p, 0.0, 1.0)
     out.min_p = _opt_number(body, "min_p", out.min_p, 0.0, 1.0)
+    # OpenAI's penalties (-2 to 2), and llama.cpp server's repeat_penalty.
+    out.frequency_penalty = _opt_number(body, "frequency_penalty", out.frequency_penalty, -2.0, 2.0)
+    out.presence_penalty = _opt_number(body, "presence_penalty", out.presence_penalty, -2.0, 2.0)
+    out.repeat_penalty = _opt_number(body, "repeat_penalty", out.repeat_penalty, 0.0, 10.0)
+    if out.repeat_penalty <= 0:
+        raise bad("'repeat_penalty' must be above 0 (1 is off)", "repeat_penalty")
     top_k = _opt_int(body, "top_k", -1, 1 << 30)
     if top_k is not None:
         out.top_k = top_k
