@@ -127,8 +127,8 @@ def _check_answer(r: Any, path: str) -> None:
     if r.headers["content-type"].startswith("text/event-stream"):
         events = re.findall(r"^data: (.*)$", r.text, re.M)
         assert events and events[-1] == "[DONE]", r.text[-300:]
-        for event in events[:-1]:
-            assert "error" not in json.loads(event), event
+        for data in events[:-1]:
+            assert "error" not in json.loads(data), data
         return
     body = r.json()
     if path.startswith("/v1/"):

@@ -10,8 +10,6 @@ background thread.
 from __future__ import annotations
 
 import json
-import re
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +24,7 @@ openai = pytest.importorskip("openai")
 
 from bitnet.default_model import default_model_path  # noqa: E402
 from bitnet.server import ServerConfig, create_app  # noqa: E402
+from live_server import LiveServer  # noqa: E402
 
 NAME = "kjv"
 N_CTX = 256
@@ -37,39 +36,9 @@ PROMPTS = [
 ]
 
 
-class Server:
-    """A uvicorn server for one app on a free port, in a background thread."""
-
-    def __init__(self, **config) -> None:
-        self.app = create_app(ServerConfig(model_path=str(default_model_path()), model_name=NAME, **config))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the server did not become healthy")
-
-    @property
-    def engine(self):
-        return self.app.state.bitnet.engine
-
-    def metric(self, name: str) -> float:
-        text = httpx.get(self.url + "/metrics").text
-        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-        return float(m.group(1)) if m else 0.0
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+def Server(**config) -> LiveServer:  # noqa: N802 - reads like the class it makes
+    """A live server on the embedded default model, named NAME."""
+    return LiveServer(ServerConfig(model_path=str(default_model_path()), model_name=NAME, **config))
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +266,7 @@ def test_health_is_503_until_the_model_is_loaded(monkeypatch):
     monkeypatch.setattr(app_module.ServerState, "load", lambda self: (gate.wait(10), real_load(self)))
     app = create_app(ServerConfig(model_path=str(default_model_path()), model_name=NAME, n_ctx=64))
     with TestClient(app) as c:
-        assert c.get("/health").json() == {"status": "loading"}
+        assert c.get("/health").json() == {"status": "loading", "models": {f"{NAME}/default": "loading"}}
         assert c.get("/health").status_code == 503
         r = c.post("/v1/completions", json={"prompt": "x"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "model_not_ready"

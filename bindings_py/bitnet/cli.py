@@ -20,7 +20,8 @@ import sys
 from collections.abc import Sequence
 
 # Command names, in the order `bitnet --help` lists them; module bitnet.cli_<name>.
-COMMANDS: tuple[str, ...] = ("run", "chat", "serve", "perplexity", "tokenize", "inspect", "bench", "convert", "info")
+COMMANDS: tuple[str, ...] = ("run", "chat", "serve", "config", "perplexity", "tokenize", "inspect", "bench", "convert",
+                             "info")
 
 PROG = "bitnet"
 

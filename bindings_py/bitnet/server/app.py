@@ -1,12 +1,12 @@
-"""The HTTP side: Starlette routes over one :class:`~.engine.Engine`.
+"""The HTTP side: Starlette routes over the models of a :class:`~.models.ModelManager`.
 
 Routes: POST /v1/completions, POST /v1/chat/completions (JSON or SSE
 streaming), GET /v1/models, GET /health, GET /metrics, POST /tokenize,
 POST /detokenize (llama.cpp server's shapes). Every error is answered in
 OpenAI's JSON error shape (schemas.APIError) and the server goes on serving.
 
-The model loads on a background thread when the app starts, so /health can
-answer 503 ("loading") at once and 200 once requests can be served.
+The models load on a background thread when the app starts, so /health can
+answer 503 ("loading") at once and 200 once every model can be served.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,8 +30,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._sampling import Sampling
-from .engine import Engine, Finished, QueueFull, Request
+from .config import ServerConfig
+from .engine import Engine, Finished, QueueFull, Request, Retired
 from .metrics import CONTENT_TYPE, ServerMetrics
+from .models import ModelManager, NotReady, Served, UnknownModel
 from .schemas import APIError, ChatRequest, CompletionRequest, GenerationParams, bad, parse_chat, parse_completion
 from .schemas import parse_detokenize, parse_tokenize
 
@@ -43,48 +44,38 @@ _COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 _POLL_S = 0.5  # how often a waiting handler checks whether its client is still there
 
 
-@dataclass
-class ServerConfig:
-    model_path: str
-    model_name: str
-    n_slots: int = 4
-    n_ctx: int | None = None
-    n_threads: int | None = None
-    kernel: str | None = None
-    api_key: str | None = None
-    max_tokens_cap: int | None = None  # None: the context size
-    max_queue: int = 64
-    max_body_bytes: int = 1 << 20
-
-
 class ServerState:
-    """The app's engine (None while loading) and metrics."""
+    """The app's models (a ModelManager) and metrics."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.metrics = ServerMetrics()
-        self.engine: Engine | None = None
-        self.load_error: str | None = None
+        self.models = ModelManager(config, self.metrics)
         self.created = int(time.time())
 
     def load(self) -> None:
-        c = self.config
-        try:
-            self.engine = Engine(c.model_path, n_slots=c.n_slots, n_ctx=c.n_ctx, n_threads=c.n_threads,
-                                 kernel=c.kernel, max_queue=c.max_queue, metrics=self.metrics)
-        except Exception as exc:  # noqa: BLE001 - reported by /health and every request
-            self.load_error = f"{type(exc).__name__}: {exc}"
-
-    def require_engine(self) -> Engine:
-        if self.engine is None:
-            message = f"the model failed to load: {self.load_error}" if self.load_error else "the model is loading"
-            raise APIError(503, message, type="server_error", code="model_not_ready")
-        return self.engine
+        self.models.load_all()
 
     @property
-    def max_tokens_cap(self) -> int:
-        engine = self.require_engine()
-        return self.config.max_tokens_cap or engine.n_ctx
+    def engine(self) -> Engine | None:
+        """The default model's engine (None while loading)."""
+        return self.models.any_engine()
+
+    def pick(self, model: str | None, user: str | None = None, *, count: bool = True) -> Served:
+        """The model variant that serves a request: 404 for an unknown name, 503 until loaded."""
+        try:
+            return self.models.pick(model, user, count=count)
+        except UnknownModel:
+            names = ", ".join(f"'{n}'" for n in self.models.specs)
+            raise APIError(404, f"the model '{model}' does not exist (this server has {names})",
+                           param="model", code="model_not_found") from None
+        except NotReady:
+            error = self.models.load_error
+            message = f"the model failed to load: {error}" if error else "the model is loading"
+            raise APIError(503, message, type="server_error", code="model_not_ready") from None
+
+    def max_tokens_cap(self, engine: Engine | None = None) -> int:
+        return self.config.max_tokens_cap or (engine.n_ctx if engine is not None else 1 << 31)
 
 
 # ---- middleware --------------------------------------------------------------------
@@ -158,12 +149,6 @@ def _state(request: HTTPRequest) -> ServerState:
     return request.app.state.bitnet
 
 
-def _check_model(state: ServerState, name: str | None) -> None:
-    if name is not None and name != state.config.model_name:
-        raise APIError(404, f"the model '{name}' does not exist (this server has '{state.config.model_name}')",
-                       param="model", code="model_not_found")
-
-
 def _sampling(p: GenerationParams) -> Sampling:
     # No seed: a fresh one, as OpenAI (the library's fixed default would make
     # every unseeded request sample the same text).
@@ -204,9 +189,9 @@ def _sse(obj: Any) -> str:
 async def completions(request: HTTPRequest) -> Response:
     state = _state(request)
     body = await _read_json(request, state.config.max_body_bytes)
-    engine = state.require_engine()
-    params = parse_completion(body, state.max_tokens_cap)
-    _check_model(state, params.model)
+    params = parse_completion(body, state.max_tokens_cap())
+    served = state.pick(params.model, params.user)
+    engine = served.engine
     if isinstance(params.prompt, str):
         try:
             ids = engine.model._prompt_ids(params.prompt)
@@ -216,33 +201,33 @@ async def completions(request: HTTPRequest) -> Response:
         ids = params.prompt
         if any(not 0 <= t < engine.n_vocab for t in ids):
             raise bad(f"the prompt has a token id out of range [0, {engine.n_vocab})", "prompt")
-    return await _generate(request, state, engine, ids, params, chat=False)
+    return await _generate(request, served, ids, params, chat=False)
 
 
 async def chat_completions(request: HTTPRequest) -> Response:
     state = _state(request)
     body = await _read_json(request, state.config.max_body_bytes)
-    engine = state.require_engine()
-    params = parse_chat(body, state.max_tokens_cap)
-    _check_model(state, params.model)
+    params = parse_chat(body, state.max_tokens_cap())
+    served = state.pick(params.model, params.user)
     try:
-        ids = engine.model.chat_tokens(params.messages)
+        ids = served.engine.model.chat_tokens(params.messages)
     except Exception as exc:  # noqa: BLE001 - a template that rejects these messages
         raise bad(f"the chat template failed on these messages: {exc}", "messages") from None
-    return await _generate(request, state, engine, ids, params, chat=True)
+    return await _generate(request, served, ids, params, chat=True)
 
 
 async def _generate(
-    http: HTTPRequest, state: ServerState, engine: Engine, ids: list[int],
-    params: CompletionRequest | ChatRequest, *, chat: bool,
+    http: HTTPRequest, served: Served, ids: list[int], params: CompletionRequest | ChatRequest, *, chat: bool,
 ) -> Response:
+    state = _state(http)
+    engine = served.engine
     room = engine.n_ctx - len(ids)
     if params.max_tokens is not None:
         max_tokens = params.max_tokens
     elif chat:  # chat: until the answer ends or the context is full
-        max_tokens = min(state.max_tokens_cap, room)
+        max_tokens = min(state.max_tokens_cap(engine), room)
     else:
-        max_tokens = min(_COMPLETIONS_DEFAULT_MAX_TOKENS, state.max_tokens_cap)
+        max_tokens = min(_COMPLETIONS_DEFAULT_MAX_TOKENS, state.max_tokens_cap(engine))
     if room <= 0:
         raise bad(f"the prompt ({len(ids)} tokens) does not fit the context ({engine.n_ctx} tokens)",
                   "messages" if chat else "prompt", "context_length_exceeded")
@@ -255,15 +240,22 @@ async def _generate(
     except QueueFull:
         raise APIError(429, "the server is busy: every slot is taken and the queue is full; retry later",
                        type="server_error", code="queue_full", headers={"Retry-After": "1"}) from None
+    except Retired:  # the file was reloaded between picking this engine and now: rare
+        raise APIError(503, "the model is being reloaded; retry", type="server_error", code="model_reloading",
+                       headers={"Retry-After": "1"}) from None
     ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
-    meta = {"id": ident, "created": int(time.time()), "model": state.config.model_name}
+    # system_fingerprint names the variant that answered (an A/B test's arm), as the header does.
+    meta = {"id": ident, "created": int(time.time()), "model": served.spec.name,
+            "system_fingerprint": served.variant.name}
+    headers = {"X-Bitnet-Variant": served.variant.name}
     if params.stream:
         return StreamingResponse(_stream(http, req, meta, chat, params.include_usage), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    return await _collect(http, req, meta, chat)
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers})
+    return await _collect(http, req, meta, chat, headers)
 
 
-async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool) -> Response:
+async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool,
+                   headers: dict[str, str]) -> Response:
     parts: list[str] = []
     finished = False
     try:
@@ -288,7 +280,7 @@ async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: 
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": item.reason}
         obj = "text_completion"
-    return JSONResponse({**meta, "object": obj, "choices": [choice], "usage": _usage(item)})
+    return JSONResponse({**meta, "object": obj, "choices": [choice], "usage": _usage(item)}, headers=headers)
 
 
 async def _stream(
@@ -340,16 +332,21 @@ async def _stream(
 async def models(request: HTTPRequest) -> Response:
     state = _state(request)
     return JSONResponse({"object": "list", "data": [
-        {"id": state.config.model_name, "object": "model", "created": state.created, "owned_by": "bitnet"}]})
+        {"id": name, "object": "model", "created": state.created, "owned_by": "bitnet"}
+        for name in state.models.specs]})
 
 
 async def health(request: HTTPRequest) -> Response:
-    state = _state(request)
-    if state.engine is not None:
-        return JSONResponse({"status": "ok"})
-    if state.load_error:
-        return JSONResponse({"status": "error", "error": state.load_error}, status_code=503)
-    return JSONResponse({"status": "loading"}, status_code=503)
+    """200 once every model variant serves (a failed reload keeps the old file
+    serving: still 200, with the error under "models"); 503 before."""
+    manager = _state(request).models
+    status = manager.status()
+    if manager.ready:
+        warnings = manager.warnings()
+        return JSONResponse({"status": "ok", "models": warnings} if warnings else {"status": "ok"})
+    if any(v not in ("ok", "loading") for v in status.values()):
+        return JSONResponse({"status": "error", "error": manager.load_error, "models": status}, status_code=503)
+    return JSONResponse({"status": "loading", "models": status}, status_code=503)
 
 
 async def metrics(request: HTTPRequest) -> Response:
@@ -359,20 +356,27 @@ async def metrics(request: HTTPRequest) -> Response:
 async def tokenize(request: HTTPRequest) -> Response:
     state = _state(request)
     body = await _read_json(request, state.config.max_body_bytes)
-    engine = state.require_engine()
-    content, add_special = parse_tokenize(body)
+    content, add_special, model = parse_tokenize(body)
+    engine = state.pick(model, count=False).engine
     return JSONResponse({"tokens": engine.model.tokenize(content, add_bos=add_special)})
 
 
 async def detokenize(request: HTTPRequest) -> Response:
     state = _state(request)
     body = await _read_json(request, state.config.max_body_bytes)
-    engine = state.require_engine()
+    engine = state.pick(_model_field(body), count=False).engine
     tokens = parse_detokenize(body, engine.n_vocab)
     return JSONResponse({"content": engine.model.detokenize(tokens)})
 
 
 # ---- the app ---------------------------------------------------------------------------
+
+
+def _model_field(body: Any) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    if model is not None and not isinstance(model, str):
+        raise bad("'model' must be a string", "model")
+    return model
 
 
 async def _api_error(request: HTTPRequest, exc: Exception) -> Response:
@@ -403,8 +407,7 @@ def create_app(config: ServerConfig) -> Starlette:
             yield
         finally:
             await asyncio.get_running_loop().run_in_executor(None, loader.join)
-            if state.engine is not None:
-                state.engine.close()
+            await asyncio.get_running_loop().run_in_executor(None, state.models.close)
 
     app = Starlette(
         routes=[

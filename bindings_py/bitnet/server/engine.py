@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Union
 
 from .._lib import ffi, lib
 from .._sampling import Sampling
@@ -56,6 +56,11 @@ Item = Union[str, Finished]
 
 class QueueFull(Exception):
     """Every slot is busy and the waiting queue is at its limit."""
+
+
+class Retired(Exception):
+    """The engine serves an older file that has been reloaded: it finishes
+    what it has but takes no new request."""
 
 
 class Request:
@@ -125,6 +130,7 @@ class Engine:
         kernel: str | None = None,
         max_queue: int = 64,
         metrics: ServerMetrics | None = None,
+        labels: tuple[str, str] = ("model", "default"),
     ) -> None:
         self.model = Model(path, n_ctx=8, n_threads=1, kernel=kernel)
         self.batch = BatchContext(path, n_seq=n_slots, n_ctx=n_ctx, n_threads=n_threads, kernel=kernel)
@@ -133,7 +139,14 @@ class Engine:
         self.n_vocab = self.batch.n_vocab
         self.max_queue = max_queue
         self.metrics = metrics or ServerMetrics()
-        self.metrics.slots.set(n_slots)
+        # Several engines (models, variants, a reloaded file next to the old
+        # one) share the app's gauges: each adds what it holds and takes it
+        # back when it closes; its own series carry (model, variant) labels.
+        self._held = {"queue": 0, "busy": 0}
+        self._by_model = {"queue": self.metrics.model_queue_depth.labels(*labels),
+                          "busy": self.metrics.model_busy_slots.labels(*labels)}
+        self._generated = self.metrics.model_generated_tokens.labels(*labels)
+        self.metrics.slots.inc(n_slots)
         self._tokenizer = lib.bitnet_model_tokenizer(self.model._live())
         self._ends = {self.model.eos_id, self.model.eot_id} - {-1}
         self._pieces: dict[int, bytes] = {}  # engine thread only
@@ -143,6 +156,7 @@ class Engine:
         self._cond = threading.Condition()
         self._running = True
         self._paused = False
+        self._retired = False
         self._thread = threading.Thread(target=self._run, name="bitnet-engine", daemon=True)
         self._thread.start()
 
@@ -151,11 +165,30 @@ class Engine:
     def submit(self, req: Request) -> None:
         """Queue a request; QueueFull when the waiting queue is at ``max_queue``."""
         with self._cond:
+            if self._retired:
+                raise Retired
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull
             self._waiting.append(req)
-            self.metrics.queue_depth.set(len(self._waiting))
+            self._show("queue", len(self._waiting))
             self._cond.notify()
+
+    def retire(self) -> None:
+        """Take no new request (Retired); the ones already here go on."""
+        with self._cond:
+            self._retired = True
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting, nothing generating."""
+        with self._cond:
+            return not self._waiting and not any(self._slots)
+
+    def _show(self, kind: str, value: int) -> None:
+        total = self.metrics.queue_depth if kind == "queue" else self.metrics.busy_slots
+        total.inc(value - self._held[kind])
+        self._by_model[kind].inc(value - self._held[kind])
+        self._held[kind] = value
 
     def pause(self) -> None:
         """Hold the engine between steps (requests wait, nothing is lost):
@@ -180,6 +213,9 @@ class Engine:
         while self._waiting:
             req = self._waiting.popleft()
             req._emit(Finished("error", len(req.prompt_ids), 0, "the server is shutting down"))
+        self._show("queue", 0)
+        self._show("busy", 0)
+        self.metrics.slots.dec(self.n_slots)
         self.batch.close()
         self.model.close()
 
@@ -208,8 +244,8 @@ class Engine:
             self.metrics.prompt_tokens.inc(len(req.prompt_ids))
             if req.max_tokens == 0:  # as the C loop: nothing to sample
                 self._finish(i, "length")
-        self.metrics.queue_depth.set(len(self._waiting))
-        self.metrics.busy_slots.set(sum(s is not None for s in self._slots))
+        self._show("queue", len(self._waiting))
+        self._show("busy", sum(s is not None for s in self._slots))
 
     def _piece(self, token: int) -> bytes:
         # Control tokens (BOS, EOS, <|eot_id|>) add no text, as in Model.stream.
@@ -262,6 +298,7 @@ class Engine:
                 self.metrics.time_per_output_token.observe(now - slot.t_last)
             slot.t_last = now
             self.metrics.generated_tokens.inc()
+            self._generated.inc()
             text = slot.assembler.push(token)
             if text:
                 slot.req._emit(text)
@@ -286,4 +323,4 @@ class Engine:
         self.batch.seq_reset(i)
         self._slots[i] = None
         self.metrics.finished.labels(reason).inc()
-        self.metrics.busy_slots.set(sum(s is not None for s in self._slots))
+        self._show("busy", sum(s is not None for s in self._slots))

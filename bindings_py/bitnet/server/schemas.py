@@ -70,6 +70,7 @@ class GenerationParams:
     stop: list[str] = field(default_factory=list)
     stream: bool = False
     include_usage: bool = False
+    user: str | None = None  # OpenAI's end-user id: keeps a user on one variant of an A/B test
 
 
 @dataclass
@@ -118,6 +119,10 @@ def _common(body: Any, out: GenerationParams, max_tokens_cap: int) -> None:
     if model is not None and not isinstance(model, str):
         raise bad("'model' must be a string", "model")
     out.model = model
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise bad("'user' must be a string", "user")
+    out.user = user
     n = body.get("n")
     if n is not None and n != 1:
         raise bad("only n=1 is supported", "n")
@@ -217,16 +222,20 @@ def parse_chat(body: Any, max_tokens_cap: int) -> ChatRequest:
     return out
 
 
-def parse_tokenize(body: Any) -> tuple[str, bool]:
-    """llama.cpp's /tokenize: ``{"content": str, "add_special": bool}``."""
+def parse_tokenize(body: Any) -> tuple[str, bool, str | None]:
+    """llama.cpp's /tokenize: ``{"content": str, "add_special": bool}``, and
+    ``"model"`` on a server of several models."""
     body = _object(body)
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise bad("'model' must be a string", "model")
     content = body.get("content")
     if not isinstance(content, str):
         raise bad("'content' must be a string", "content")
     add_special = body.get("add_special", False)
     if not isinstance(add_special, bool):
         raise bad("'add_special' must be a boolean", "add_special")
-    return content, add_special
+    return content, add_special, model
 
 
 def parse_detokenize(body: Any, n_vocab: int) -> list[int]:
