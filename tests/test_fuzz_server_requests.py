@@ -89,8 +89,13 @@ common = {
     "stream_options": st.fixed_dictionaries({}, optional={"include_usage": st.booleans()}),
 }
 valid_bodies = {
-    "/v1/completions": st.fixed_dictionaries({"prompt": texts | token_ids}, optional=common),
-    "/v1/chat/completions": st.fixed_dictionaries({"messages": messages}, optional=common),
+    "/v1/completions": st.fixed_dictionaries({"prompt": texts | token_ids},
+                                             optional={**common, "logprobs": st.integers(0, 20)}),
+    "/v1/chat/completions": st.tuples(
+        st.fixed_dictionaries({"messages": messages}, optional=common),
+        st.just({}) | st.fixed_dictionaries({"logprobs": st.booleans()}),
+        st.just({}) | st.fixed_dictionaries({"logprobs": st.just(True), "top_logprobs": st.integers(0, 20)}),
+    ).map(lambda parts: {**parts[0], **parts[1], **parts[2]}),
     "/tokenize": st.fixed_dictionaries({"content": texts}, optional={"add_special": st.booleans()}),
     "/detokenize": st.fixed_dictionaries({"tokens": token_ids}),
 }

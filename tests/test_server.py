@@ -117,6 +117,54 @@ def test_openai_penalties_are_applied_as_model_generate(client):
     assert r.choices[0].text == want
 
 
+def _log_softmax(row):
+    import numpy as np
+
+    row = row.astype(np.float64)
+    return row - row.max() - np.log(np.exp(row - row.max()).sum())
+
+
+def test_completion_logprobs_are_the_models_log_softmax(client):
+    """logprobs: N gives each sampled token's log-probability and the N best,
+    equal to a numpy log-softmax of Model.logits over the same ids."""
+    import numpy as np
+
+    r = client.completions.create(model=NAME, prompt="And God said", max_tokens=6, temperature=0, logprobs=3)
+    lp = r.choices[0].logprobs
+    assert "".join(lp.tokens) == r.choices[0].text and len(lp.tokens) == 6
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(6)]
+    with bitnet.Model(n_ctx=N_CTX) as m:
+        prompt = m.tokenize("And God said")
+        generated = m.generate_tokens(prompt, 6, temperature=0)
+        rows = m.logits(prompt + generated[:-1])[len(prompt) - 1:]
+        pieces = {t: m.detokenize([t]) for t in range(m.n_vocab)}
+    for i, (token, row) in enumerate(zip(generated, rows)):
+        ref = _log_softmax(row)
+        assert lp.tokens[i] == pieces[token]
+        assert abs(lp.token_logprobs[i] - ref[token]) < 1e-4
+        best = np.argsort(-ref, kind="stable")[:3]
+        assert list(lp.top_logprobs[i]) == [pieces[t] for t in best]
+        assert np.allclose(list(lp.top_logprobs[i].values()), ref[best], atol=1e-4)
+        assert lp.token_logprobs[i] == max(lp.top_logprobs[i].values())  # greedy: the best one
+
+
+def test_chat_logprobs_and_the_streamed_ones_agree(server, client):
+    messages = [{"role": "user", "content": "Who made the heavens?"}]
+    r = client.chat.completions.create(model=NAME, messages=messages, max_tokens=5, temperature=0, logprobs=True,
+                                       top_logprobs=2)
+    content = r.choices[0].logprobs.content
+    assert "".join(c.token for c in content) == r.choices[0].message.content
+    for c in content:
+        assert bytes(c.bytes) == c.token.encode() and len(c.top_logprobs) == 2
+        assert c.logprob == c.top_logprobs[0].logprob and c.logprob <= 0
+    _, events = _stream_text(server.url, "/v1/chat/completions",
+                             {"messages": messages, "max_tokens": 5, "temperature": 0, "logprobs": True,
+                              "top_logprobs": 2})
+    streamed = [c for e in events for ch in e["choices"] if ch["logprobs"] for c in ch["logprobs"]["content"]]
+    assert [(c["token"], round(c["logprob"], 6)) for c in streamed] == [(c.token, round(c.logprob, 6))
+                                                                           for c in content]
+
+
 def test_seeded_sampling_repeats(client):
     def once():
         return client.completions.create(model=NAME, prompt="Fear not", max_tokens=24, temperature=1.0,
@@ -207,6 +255,9 @@ BAD = [
     ("/v1/completions", {"prompt": "x", "top_p": 2}, 400, "top_p"),
     ("/v1/completions", {"prompt": "x", "frequency_penalty": 2.5}, 400, "frequency_penalty"),
     ("/v1/completions", {"prompt": "x", "repeat_penalty": 0}, 400, "repeat_penalty"),
+    ("/v1/completions", {"prompt": "x", "logprobs": 21}, 400, "logprobs"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}, 400,
+     "top_logprobs"),
     ("/v1/completions", {"prompt": "x", "stop": 3}, 400, "stop"),
     ("/v1/completions", {"prompt": "x", "n": 2}, 400, "n"),
     ("/v1/completions", {"prompt": "x", "model": "gpt-4"}, 404, "model"),

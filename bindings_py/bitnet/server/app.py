@@ -19,8 +19,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Optional
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,7 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._sampling import Sampling
 from .config import ServerConfig
-from .engine import Engine, Finished, QueueFull, Request, Retired
+from .engine import Engine, Finished, QueueFull, Request, Retired, TokenLogprob
+from .logprobs import format_logprobs
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .models import ModelManager, NotReady, Served, UnknownModel
 from .schemas import APIError, ChatRequest, CompletionRequest, GenerationParams, bad, parse_chat, parse_completion
@@ -162,7 +163,7 @@ class _Disconnected(Exception):
     pass
 
 
-async def _next_item(req: Request, http: HTTPRequest) -> str | Finished:
+async def _next_item(req: Request, http: HTTPRequest) -> str | Finished | TokenLogprob:
     """The request's next text piece or its Finished; cancels it and raises
     _Disconnected when the client has gone away meanwhile."""
     while True:
@@ -234,7 +235,7 @@ async def _generate(
     if len(ids) + max_tokens > engine.n_ctx:
         raise bad(f"the prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) is more than the context "
                   f"holds ({engine.n_ctx} tokens)", "max_tokens", "context_length_exceeded")
-    req = Request(ids, max_tokens, _sampling(params), params.stop, asyncio.get_running_loop())
+    req = Request(ids, max_tokens, _sampling(params), params.stop, asyncio.get_running_loop(), params.top_logprobs)
     try:
         engine.submit(req)
     except QueueFull:
@@ -248,15 +249,26 @@ async def _generate(
     meta = {"id": ident, "created": int(time.time()), "model": served.spec.name,
             "system_fingerprint": served.variant.name}
     headers = {"X-Bitnet-Variant": served.variant.name}
+    logprobs = None
+    if params.top_logprobs is not None:
+        n_top = params.top_logprobs
+
+        def logprobs(items: list[TokenLogprob], offset: int = 0) -> dict[str, Any] | None:
+            return format_logprobs(items, engine.token_bytes, chat=chat, n_top=n_top, offset=offset) if items else None
     if params.stream:
-        return StreamingResponse(_stream(http, req, meta, chat, params.include_usage), media_type="text/event-stream",
+        return StreamingResponse(_stream(http, req, meta, chat, params.include_usage, logprobs),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers})
-    return await _collect(http, req, meta, chat, headers)
+    return await _collect(http, req, meta, chat, headers, logprobs)
+
+
+_Logprobs = Optional[Callable[[list[TokenLogprob], int], Optional[dict[str, Any]]]]
 
 
 async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool,
-                   headers: dict[str, str]) -> Response:
+                   headers: dict[str, str], logprobs: _Logprobs) -> Response:
     parts: list[str] = []
+    scored: list[TokenLogprob] = []
     finished = False
     try:
         while True:
@@ -264,7 +276,10 @@ async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: 
             if isinstance(item, Finished):
                 finished = True
                 break
-            parts.append(item)
+            if isinstance(item, TokenLogprob):
+                scored.append(item)
+            else:
+                parts.append(item)
     except _Disconnected:
         return Response(status_code=499)  # nobody reads it; nginx's code for "client closed"
     finally:
@@ -273,31 +288,41 @@ async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: 
     if item.reason == "error":
         raise APIError(500, item.error or "generation failed", type="server_error")
     text = "".join(parts)
+    scores = logprobs(scored, 0) if logprobs else None
     if chat:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": scores,
                   "finish_reason": item.reason}
         obj = "chat.completion"
     else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": item.reason}
+        choice = {"index": 0, "text": text, "logprobs": scores, "finish_reason": item.reason}
         obj = "text_completion"
     return JSONResponse({**meta, "object": obj, "choices": [choice], "usage": _usage(item)}, headers=headers)
 
 
 async def _stream(
-    http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool, include_usage: bool,
+    http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool, include_usage: bool, logprobs: _Logprobs,
 ) -> AsyncIterator[str]:
-    """SSE events: ``data: {chunk}`` per text piece, a last chunk with the
+    """SSE events: ``data: {chunk}`` per text piece (with the logprobs of the
+    tokens since the last chunk, when asked for), a last chunk with the
     finish_reason, the usage chunk if asked for, then ``data: [DONE]``.
     However the stream ends early (client gone, send failure, task
     cancelled), ``finally`` cancels the request so the engine frees its slot."""
     obj = "chat.completion.chunk" if chat else "text_completion"
 
+    scored: list[TokenLogprob] = []
+    offset = 0  # /v1/completions' text_offset counts from the start of the whole text
+
     def chunk(text: str | None, finish: str | None) -> dict[str, Any]:
+        nonlocal offset
+        scores = logprobs(scored, offset) if logprobs else None
+        scored.clear()
+        if scores is not None and not chat:
+            offset = scores["text_offset"][-1] + len(scores["tokens"][-1])
         if chat:
             delta: dict[str, Any] = {} if text is None else {"content": text}
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            choice = {"index": 0, "delta": delta, "logprobs": scores, "finish_reason": finish}
         else:
-            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+            choice = {"index": 0, "text": text or "", "logprobs": scores, "finish_reason": finish}
         return {**meta, "object": obj, "choices": [choice]}
 
     finished = False
@@ -311,6 +336,9 @@ async def _stream(
             if isinstance(item, Finished):
                 finished = True
                 break
+            if isinstance(item, TokenLogprob):
+                scored.append(item)
+                continue
             yield _sse(chunk(item, None))
         if item.reason == "error":
             yield _sse(APIError(500, item.error or "generation failed", type="server_error").body())

@@ -30,6 +30,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Union
 
+import numpy as np
+
 from .._lib import ffi, lib
 from .._sampling import Sampling
 from .._text import TextAssembler
@@ -51,7 +53,19 @@ class Finished:
     error: str | None = None
 
 
-Item = Union[str, Finished]
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A sampled token's log-probability under the model (softmax of its
+    logits, before temperature and filters) and the ``top`` most likely
+    tokens' as (token id, log-probability), for requests that ask for
+    logprobs. Queued before the text the token adds."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...]
+
+
+Item = Union[str, Finished, TokenLogprob]
 
 
 class QueueFull(Exception):
@@ -72,9 +86,10 @@ class Request:
 
     def __init__(
         self, prompt_ids: list[int], max_tokens: int, sampling: Sampling, stop: list[str],
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop, top_logprobs: int | None = None,
     ) -> None:
         self.prompt_ids = prompt_ids
+        self.top_logprobs = top_logprobs  # None: no logprobs; else how many alternatives
         self.max_tokens = max_tokens
         self.sampling = sampling
         self.stop = stop
@@ -110,6 +125,18 @@ class _Slot:
         self.t_last = 0.0
         for t in req.prompt_ids:  # as the C loop: the repetition penalty sees the prompt
             lib.bitnet_sampler_accept(self.sampler, t)
+
+
+def token_logprob(row: np.ndarray, token: int, n_top: int) -> TokenLogprob:
+    """log softmax(row) at ``token``, and its ``n_top`` best (ties: lower id first)."""
+    peak = float(row.max())
+    lse = peak + float(np.log(np.exp((row - peak).astype(np.float64)).sum()))
+    top: tuple[tuple[int, float], ...] = ()
+    if n_top > 0:
+        best = np.argpartition(-row, min(n_top, len(row) - 1))[:n_top]
+        best = sorted(best.tolist(), key=lambda t: (-row[t], t))
+        top = tuple((int(t), float(row[t]) - lse) for t in best)
+    return TokenLogprob(token, float(row[token]) - lse, top)
 
 
 class Engine:
@@ -247,6 +274,10 @@ class Engine:
         self._show("queue", len(self._waiting))
         self._show("busy", sum(s is not None for s in self._slots))
 
+    def token_bytes(self, token: int) -> bytes:
+        """A token's bytes, control tokens' names included (for logprobs; any thread)."""
+        return token_to_piece_handle(self._tokenizer, token)
+
     def _piece(self, token: int) -> bytes:
         # Control tokens (BOS, EOS, <|eot_id|>) add no text, as in Model.stream.
         if token not in self._pieces:
@@ -291,6 +322,8 @@ class Engine:
                 continue
             token = int(self._token_out[0])
             lib.bitnet_sampler_accept(slot.sampler, token)
+            if slot.req.top_logprobs is not None:
+                slot.req._emit(token_logprob(row, token, slot.req.top_logprobs))
             slot.n_generated += 1
             if slot.n_generated == 1:
                 self.metrics.time_to_first_token.observe(now - slot.req.t_submit)

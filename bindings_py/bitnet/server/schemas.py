@@ -71,6 +71,7 @@ class GenerationParams:
     stream: bool = False
     include_usage: bool = False
     user: str | None = None  # OpenAI's end-user id: keeps a user on one variant of an A/B test
+    top_logprobs: int | None = None  # None: no logprobs; else alternatives per token (0-20)
 
 
 @dataclass
@@ -174,10 +175,15 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+MAX_TOP_LOGPROBS = 20
+
+
 def parse_completion(body: Any, max_tokens_cap: int) -> CompletionRequest:
     body = _object(body)
     out = CompletionRequest()
     _common(body, out, max_tokens_cap)
+    # /v1/completions: "logprobs": N asks for the sampled token's and N alternatives'.
+    out.top_logprobs = _opt_int(body, "logprobs", 0, MAX_TOP_LOGPROBS)
     prompt = body.get("prompt")
     # OpenAI's prompt may be a string, token ids, or a batch of either; one
     # prompt per request here (n=1 and no batches keeps one choice per response).
@@ -212,6 +218,14 @@ def parse_chat(body: Any, max_tokens_cap: int) -> ChatRequest:
     body = _object(body)
     out = ChatRequest()
     _common(body, out, max_tokens_cap)
+    # /v1/chat/completions: "logprobs": true, and "top_logprobs": N alternatives.
+    wanted = body.get("logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise bad("'logprobs' must be a boolean", "logprobs")
+    top = _opt_int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    if top is not None and not wanted:
+        raise bad("'top_logprobs' needs 'logprobs': true", "top_logprobs")
+    out.top_logprobs = (top or 0) if wanted else None
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad("'messages' must be a non-empty list", "messages")
