@@ -249,12 +249,7 @@ async def _generate(
     meta = {"id": ident, "created": int(time.time()), "model": served.spec.name,
             "system_fingerprint": served.variant.name}
     headers = {"X-Bitnet-Variant": served.variant.name}
-    logprobs = None
-    if params.top_logprobs is not None:
-        n_top = params.top_logprobs
-
-        def logprobs(items: list[TokenLogprob], offset: int = 0) -> dict[str, Any] | None:
-            return format_logprobs(items, engine.token_bytes, chat=chat, n_top=n_top, offset=offset) if items else None
+    logprobs = _logprob_formatter(engine, chat, params.top_logprobs)
     if params.stream:
         return StreamingResponse(_stream(http, req, meta, chat, params.include_usage, logprobs),
                                  media_type="text/event-stream",
@@ -263,6 +258,17 @@ async def _generate(
 
 
 _Logprobs = Optional[Callable[[list[TokenLogprob], int], Optional[dict[str, Any]]]]
+
+
+def _logprob_formatter(engine: Engine, chat: bool, n_top: int | None) -> _Logprobs:
+    """(items, text offset) -> a choice's ``logprobs`` object; None when the request asked for none."""
+    if n_top is None:
+        return None
+
+    def logprobs(items: list[TokenLogprob], offset: int) -> dict[str, Any] | None:
+        return format_logprobs(items, engine.token_bytes, chat=chat, n_top=n_top, offset=offset) if items else None
+
+    return logprobs
 
 
 async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool,
