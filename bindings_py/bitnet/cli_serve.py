@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from ._cli_common import add_model_options, fail, positive_int, resolve_model_path
@@ -56,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
         from .server import ServerConfig, create_app
         from .server.config import ConfigError, load_config
+        from .server.tracing import configure_from_env
     except ImportError as exc:
         return fail(f"the server needs {exc.name}: pip install 'libbitnet[server]'")
+    traced = configure_from_env()
+    if traced:
+        print(f"bitnet serve: OpenTelemetry traces go to the {traced} exporter", file=sys.stderr)
     if args.model and args.model.endswith(".toml"):
         try:
             config = load_config(args.model)

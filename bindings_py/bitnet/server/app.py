@@ -35,6 +35,7 @@ from .engine import Engine, Finished, QueueFull, Request, Retired, TokenLogprob
 from .logprobs import format_logprobs
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .models import ModelManager, NotReady, Served, UnknownModel
+from .tracing import RequestSpan, Tracer
 from .schemas import APIError, ChatRequest, CompletionRequest, GenerationParams, bad, parse_chat, parse_completion
 from .schemas import parse_detokenize, parse_tokenize
 
@@ -52,6 +53,7 @@ class ServerState:
         self.config = config
         self.metrics = ServerMetrics()
         self.models = ModelManager(config, self.metrics)
+        self.tracer = Tracer(config.tracer_provider)
         self.created = int(time.time())
 
     def load(self) -> None:
@@ -250,11 +252,13 @@ async def _generate(
             "system_fingerprint": served.variant.name}
     headers = {"X-Bitnet-Variant": served.variant.name}
     logprobs = _logprob_formatter(engine, chat, params.top_logprobs)
+    span = state.tracer.request(model=served.spec.name, variant=served.variant.name, chat=chat,
+                                max_tokens=max_tokens, temperature=params.temperature, stream=params.stream)
     if params.stream:
-        return StreamingResponse(_stream(http, req, meta, chat, params.include_usage, logprobs),
+        return StreamingResponse(_stream(http, req, meta, chat, params.include_usage, logprobs, span),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers})
-    return await _collect(http, req, meta, chat, headers, logprobs)
+    return await _collect(http, req, meta, chat, headers, logprobs, span)
 
 
 _Logprobs = Optional[Callable[[list[TokenLogprob], int], Optional[dict[str, Any]]]]
@@ -272,7 +276,7 @@ def _logprob_formatter(engine: Engine, chat: bool, n_top: int | None) -> _Logpro
 
 
 async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool,
-                   headers: dict[str, str], logprobs: _Logprobs) -> Response:
+                   headers: dict[str, str], logprobs: _Logprobs, span: RequestSpan) -> Response:
     parts: list[str] = []
     scored: list[TokenLogprob] = []
     finished = False
@@ -285,12 +289,15 @@ async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: 
             if isinstance(item, TokenLogprob):
                 scored.append(item)
             else:
+                span.first_token()
                 parts.append(item)
     except _Disconnected:
         return Response(status_code=499)  # nobody reads it; nginx's code for "client closed"
     finally:
         if not finished:
             req.cancel()
+            span.end("cancelled", len(req.prompt_ids), 0)
+    span.end(item.reason, item.prompt_tokens, item.completion_tokens, item.error)
     if item.reason == "error":
         raise APIError(500, item.error or "generation failed", type="server_error")
     text = "".join(parts)
@@ -307,6 +314,7 @@ async def _collect(http: HTTPRequest, req: Request, meta: dict[str, Any], chat: 
 
 async def _stream(
     http: HTTPRequest, req: Request, meta: dict[str, Any], chat: bool, include_usage: bool, logprobs: _Logprobs,
+    span: RequestSpan,
 ) -> AsyncIterator[str]:
     """SSE events: ``data: {chunk}`` per text piece (with the logprobs of the
     tokens since the last chunk, when asked for), a last chunk with the
@@ -345,7 +353,9 @@ async def _stream(
             if isinstance(item, TokenLogprob):
                 scored.append(item)
                 continue
+            span.first_token()
             yield _sse(chunk(item, None))
+        span.end(item.reason, item.prompt_tokens, item.completion_tokens, item.error)
         if item.reason == "error":
             yield _sse(APIError(500, item.error or "generation failed", type="server_error").body())
         else:
@@ -358,6 +368,7 @@ async def _stream(
     finally:
         if not finished:
             req.cancel()
+            span.end("cancelled", len(req.prompt_ids), 0)
 
 
 # ---- other routes ----------------------------------------------------------------------

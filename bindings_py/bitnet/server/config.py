@@ -83,6 +83,7 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     models: list[ModelSpec] = field(default_factory=list)
     reload_interval: float = 2.0  # seconds between checks of the model files; 0: off
+    tracer_provider: Any = None  # an OpenTelemetry TracerProvider; None: the process's (tracing.py)
 
     def model_specs(self) -> list[ModelSpec]:
         if self.models:
