@@ -262,3 +262,30 @@ def test_the_step_budget_restores_the_previous_trace_hook() -> None:
         assert sys.gettrace() is hook
     finally:
         sys.settrace(None)
+
+
+def test_a_gc_callback_during_a_recursive_macro_is_left_alone(monkeypatch) -> None:
+    """Found by the long hypothesis run: a gc callback that ran under the step
+    budget's hook at the recursion limit raised there, outside the render
+    ("Exception ignored in: <gc callback>"). The collector now pauses during a
+    render, and comes back as it was."""
+    import gc
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    calls: list[str] = []
+
+    def callback(phase: str, info: dict) -> None:
+        calls.append(phase)
+
+    gc.callbacks.append(callback)
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        with pytest.raises(ct.ChatTemplateError, match="RecursionError"):
+            ct.render(HOSTILE["recursion"], [{"role": "user", "content": "x"}])
+        assert gc.isenabled()
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(callback)
+    assert unraisable == []

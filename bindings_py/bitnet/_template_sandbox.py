@@ -26,10 +26,13 @@ llama-3's template over 1,000 messages runs about 60,000 steps.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import re
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jinja2
@@ -237,14 +240,42 @@ class _StepBudget:
         return self
 
 
+# The cyclic garbage collector is paused while any render runs: its callbacks
+# (gc.callbacks) would otherwise run under the budget's hook, be charged to
+# the template, and, when a recursive macro has reached Python's recursion
+# limit, fail there with a RecursionError nobody can catch ("Exception
+# ignored in: <gc callback>"). Renders are short; the collector catches up after.
+_gc_lock = threading.Lock()
+_gc_renders = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    global _gc_renders, _gc_was_enabled
+    with _gc_lock:
+        if _gc_renders == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_renders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_renders -= 1
+            if _gc_renders == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 def run_limited(render: Callable[[], str]) -> str:
     """``render()`` under the step budget and the size limit on its result."""
     previous = sys.gettrace()
-    sys.settrace(_StepBudget(MAX_STEPS))
-    try:
-        return check_size(render(), "the rendered prompt")
-    finally:
-        sys.settrace(previous)
+    with _gc_paused():
+        sys.settrace(_StepBudget(MAX_STEPS))
+        try:
+            return check_size(render(), "the rendered prompt")
+        finally:
+            sys.settrace(previous)
 
 
 def new_environment() -> LimitedSandbox:
