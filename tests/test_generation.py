@@ -254,7 +254,7 @@ def test_a_dropped_stream_cancels_its_worker(tmp_path: Path) -> None:
     # A context of 4096 tokens: run to the end, the endless loop would make
     # 4096 - 1 + 1 tokens; dropped after three pieces, it stops far earlier.
     with bitnet.Model(demo_model(tmp_path / "m.gguf"), n_ctx=4096) as m:
-        prompt_len = len(m._prompt_ids(LOOP_PROMPT))
+        prompt_len = len(m.prompt_tokens(LOOP_PROMPT))
         stream = m.stream(LOOP_PROMPT, 1_000_000)
         generation = stream._gen  # the worker's state outlives the stream object
         for i, _piece in enumerate(stream):

@@ -276,7 +276,7 @@ class Model(OwnsHandles):
             self._pieces[token] = b"" if control else m.tokenToPiece(token).to_bytes()
         return self._pieces[token]
 
-    def _prompt_ids(self, prompt: str | bytes) -> list[int]:
+    def prompt_tokens(self, prompt: str | bytes) -> list[int]:
         ids = self.tokenize(prompt, add_bos=bool(self._live().addBos))
         if not ids:
             raise ValueError("the prompt is empty: it tokenizes to no tokens")
@@ -314,7 +314,7 @@ class Model(OwnsHandles):
     def stream(self, prompt: str | bytes, max_tokens: int = 128, *, stop: str | Iterable[str] | None = None,
                **sampling: Any) -> BrowserTextStream:
         """Complete ``prompt``, yielding the new text in pieces (see the native ``Model.stream``)."""
-        return self._text_stream(self._prompt_ids(prompt), max_tokens, stop, Sampling.from_kwargs(sampling))
+        return self._text_stream(self.prompt_tokens(prompt), max_tokens, stop, Sampling.from_kwargs(sampling))
 
     def generate(self, prompt: str | bytes, max_tokens: int = 128, *, stop: str | Iterable[str] | None = None,
                  **sampling: Any) -> str:

@@ -172,8 +172,9 @@ class Model(ModelAndContext):
         """Text of ids (bytes that form no UTF-8 character become U+FFFD)."""
         return detokenize_handle(self._tokenizer(), ids)
 
-    def _prompt_ids(self, prompt: str | bytes) -> list[int]:
-        """Prompt text -> ids, BOS first when the GGUF asks for it (as llama.cpp)."""
+    def prompt_tokens(self, prompt: str | bytes) -> list[int]:
+        """The ids `generate` and `stream` start from: the text tokenized, BOS first when
+        the GGUF asks for it (as llama.cpp). ValueError when it tokenizes to nothing."""
         handle = self._tokenizer()
         ids = tokenize_handle(handle, prompt, bool(lib.bitnet_tokenizer_add_bos(handle)), False)
         if not ids:
@@ -234,7 +235,7 @@ class Model(ModelAndContext):
         then usable again. The returned :class:`~bitnet._generation.TextStream`
         reports ``n_tokens``, ``finish_reason`` and speed once exhausted.
         """
-        return self._text_stream(self._prompt_ids(prompt), max_tokens, stop, Sampling.from_kwargs(sampling))
+        return self._text_stream(self.prompt_tokens(prompt), max_tokens, stop, Sampling.from_kwargs(sampling))
 
     def generate(
         self, prompt: str | bytes, max_tokens: int = 128, *, stop: str | Iterable[str] | None = None, **sampling: Any

@@ -197,7 +197,7 @@ async def completions(request: HTTPRequest) -> Response:
     engine = served.engine
     if isinstance(params.prompt, str):
         try:
-            ids = engine.model._prompt_ids(params.prompt)
+            ids = engine.model.prompt_tokens(params.prompt)
         except ValueError as exc:
             raise bad(str(exc), "prompt") from None
     else:
