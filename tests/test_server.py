@@ -195,6 +195,52 @@ def test_16_concurrent_streams_each_equal_generate_alone(server, reference):
     assert server.metric("bitnet_queue_depth") == 0
 
 
+def test_long_prompts_are_prefilled_in_chunks_and_answer_as_alone():
+    """With prefill_chunk = 7, prompts of 30-90 tokens take several steps each,
+    interleaved with the other slots' decoding; every answer is still exactly
+    Model.generate's (bitnet_decode_batch is bit-identical however the tokens
+    of a sequence are split over steps)."""
+    import asyncio
+
+    from bitnet._sampling import Sampling
+    from bitnet.server.engine import Engine, Finished, Request
+
+    prompts = [" ".join(PROMPTS[i:i + k]) for i, k in ((0, 3), (4, 6), (8, 8), (12, 2))]
+    with bitnet.Model(n_ctx=N_CTX) as m:
+        want = [m.generate(p, max_tokens=12, temperature=0) for p in prompts]
+        ids = [m.prompt_tokens(p) for p in prompts]
+    assert max(len(i) for i in ids) > 3 * 7
+
+    async def run_all() -> list[str]:
+        loop = asyncio.get_running_loop()
+        reqs = [Request(i, 12, Sampling(temperature=0.0), [], loop) for i in ids]
+        for r in reqs:
+            engine.submit(r)
+
+        async def text(r: Request) -> str:
+            parts = []
+            while not isinstance(item := await r.queue.get(), Finished):
+                parts.append(item)
+            return "".join(parts)
+
+        return list(await asyncio.gather(*(text(r) for r in reqs)))
+
+    engine = Engine(default_model_path(), n_slots=3, n_ctx=N_CTX, prefill_chunk=7)
+    per_step: list[int] = []  # the most tokens one sequence put in one step
+    real_decode = engine.batch.decode
+
+    def spy(tokens, seq_ids, want):  # noqa: ANN001, ANN202 - BatchContext.decode's
+        per_step.append(max(seq_ids.count(s) for s in set(seq_ids)))
+        return real_decode(tokens, seq_ids, want)
+
+    engine.batch.decode = spy
+    try:
+        assert asyncio.run(run_all()) == want
+    finally:
+        engine.close()
+    assert max(per_step) == 7 and per_step.count(7) >= sum(len(i) // 7 for i in ids) // 3
+
+
 def test_a_disconnecting_client_frees_its_slot():
     """A client that closes its stream mid-generation: the server cancels the
     request and the engine frees the slot at its next step (a 2000-token

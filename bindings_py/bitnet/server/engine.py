@@ -6,8 +6,10 @@ loops:
 1. drop cancelled requests (a client that went away) and free their slots;
 2. admit waiting requests into free slots (first come, first served);
 3. run ONE ``decode`` for every busy slot together: a newly admitted slot
-   contributes its whole prompt (logits only for the last token), every
-   other slot the one token it sampled last step;
+   contributes its prompt, at most ``prefill_chunk`` tokens per step (so a
+   long prompt does not stall the other streams for one long step; logits
+   only for the prompt's last token), every other slot the one token it
+   sampled last step;
 4. sample each slot's next token with that request's own C sampler, turn it
    into text (``TextAssembler``: UTF-8 safe pieces, stop strings, control
    tokens hidden) and hand the text to the request's asyncio queue with
@@ -158,6 +160,7 @@ class Engine:
         max_queue: int = 64,
         metrics: ServerMetrics | None = None,
         labels: tuple[str, str] = ("model", "default"),
+        prefill_chunk: int = 256,
     ) -> None:
         self.model = Model(path, n_ctx=8, n_threads=1, kernel=kernel)
         self.batch = BatchContext(path, n_seq=n_slots, n_ctx=n_ctx, n_threads=n_threads, kernel=kernel)
@@ -165,6 +168,7 @@ class Engine:
         self.n_ctx = self.batch.n_ctx
         self.n_vocab = self.batch.n_vocab
         self.max_queue = max_queue
+        self.prefill_chunk = max(1, prefill_chunk)
         self.metrics = metrics or ServerMetrics()
         # Several engines (models, variants, a reloaded file next to the old
         # one) share the app's gauges: each adds what it holds and takes it
@@ -291,25 +295,34 @@ class Engine:
         seq_ids: list[int] = []
         want: list[int] = []
         order: list[int] = []
+        prefilling: list[int] = []
         for i, slot in enumerate(self._slots):
             if slot is None:
                 continue
             if slot.req.cancelled:
                 self._finish(i, "cancelled")
                 continue
-            n = len(slot.pending)
-            tokens += slot.pending
+            n = min(len(slot.pending), self.prefill_chunk)
+            last = n == len(slot.pending)  # this step ends what the slot had to decode: sample after it
+            tokens += slot.pending[:n]
             seq_ids += [i] * n
-            want += [0] * (n - 1) + [1]
-            order.append(i)
-        if not order:
+            want += [0] * (n - 1) + [int(last)]
+            if last:
+                order.append(i)
+            else:
+                prefilling.append(i)
+        if not tokens:
             return
         try:
             rows = self.batch.decode(tokens, seq_ids, want)
         except Exception as exc:  # noqa: BLE001 - reported to each request, the engine goes on
-            for i in order:
+            for i in order + prefilling:
                 self._finish(i, "error", str(exc))
             return
+        for i in prefilling:  # the rest of their prompts next step
+            slot = self._slots[i]
+            assert slot is not None
+            slot.pending = slot.pending[self.prefill_chunk:]
         now = time.perf_counter()
         for row, i in zip(rows, order):
             slot = self._slots[i]
