@@ -241,6 +241,32 @@ def test_long_prompts_are_prefilled_in_chunks_and_answer_as_alone():
     assert max(per_step) == 7 and per_step.count(7) >= sum(len(i) // 7 for i in ids) // 3
 
 
+def test_a_stalled_reader_does_not_slow_the_others(reference):
+    """A client that opens a long stream and stops reading: the engine never
+    waits for it (each request's text goes to its own unbounded queue), so
+    the other requests finish as fast and as right as without it, and the
+    stalled request goes on generating meanwhile."""
+    s = Server(n_slots=4, n_ctx=2048)
+    try:
+        body = {"prompt": "In the beginning", "max_tokens": 1500, "temperature": 0, "stream": True}
+        with httpx.stream("POST", s.url + "/v1/completions", json=body, timeout=60) as stalled:
+            lines = stalled.iter_lines()  # kept: dropping the iterator would close the connection
+            next(line for line in lines if line.startswith("data: "))  # then read no more
+            before = s.metric("bitnet_generated_tokens_total")
+            with ThreadPoolExecutor(3) as pool:
+                jobs = [pool.submit(httpx.post, s.url + "/v1/completions", timeout=60,
+                                    json={"prompt": p, "max_tokens": 16, "temperature": 0}) for p in PROMPTS[:6]]
+                answers = [j.result().json()["choices"][0]["text"] for j in jobs]
+            assert answers == [reference(p, 16) for p in PROMPTS[:6]]
+            # Tokens went on being generated for the stalled stream too, beyond the others' 6 x 16.
+            deadline = time.monotonic() + 30
+            while s.metric("bitnet_generated_tokens_total") - before <= 6 * 16 + 200:
+                assert time.monotonic() < deadline, "the stalled request stopped generating"
+                time.sleep(0.05)
+    finally:
+        s.stop()
+
+
 def test_a_disconnecting_client_frees_its_slot():
     """A client that closes its stream mid-generation: the server cancels the
     request and the engine frees the slot at its next step (a 2000-token

@@ -136,6 +136,28 @@ def test_bitnet_config_validate(files: dict[str, Path]) -> None:
     assert r.returncode == 1 and "model j variant default" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_model_without_a_vocabulary_is_refused_at_load(files: dict[str, Path]) -> None:
+    """The server answers text: a GGUF without tokenizer.ggml.* fails to load
+    (a 503 naming it), instead of failing inside the engine thread later."""
+    from starlette.testclient import TestClient
+
+    from bitnet.server import create_app
+
+    bare = files["dir"] / "no-vocab.gguf"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "tools" / "synth_model.py"), str(bare), "--shape", "tiny"],
+                   check=True, capture_output=True, timeout=120)
+    config = load_config(write_config(files["dir"] / "bare.toml", "[models.bare]\npath = 'no-vocab.gguf'\n"))
+    with TestClient(create_app(config)) as client:
+        deadline = time.monotonic() + 30
+        while (health := client.get("/health")).json()["status"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert health.status_code == 503 and "has no tokenizer" in health.json()["error"]
+        r = client.post("/v1/completions", json={"prompt": [1, 2, 3], "max_tokens": 2})
+        assert r.status_code == 503 and "has no tokenizer" in r.json()["error"]["message"]
+
+
 # ---- several models, A/B ------------------------------------------------------------------------
 
 

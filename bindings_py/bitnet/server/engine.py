@@ -163,6 +163,13 @@ class Engine:
         prefill_chunk: int = 256,
     ) -> None:
         self.model = Model(path, n_ctx=8, n_threads=1, kernel=kernel)
+        # The server answers text: a GGUF without a vocabulary cannot be served (refused here,
+        # reported by /health), rather than failing inside the engine thread later.
+        try:
+            self._tokenizer = self.model._tokenizer()
+        except Exception:
+            self.model.close()
+            raise
         self.batch = BatchContext(path, n_seq=n_slots, n_ctx=n_ctx, n_threads=n_threads, kernel=kernel)
         self.n_slots = n_slots
         self.n_ctx = self.batch.n_ctx
@@ -178,7 +185,6 @@ class Engine:
                           "busy": self.metrics.model_busy_slots.labels(*labels)}
         self._generated = self.metrics.model_generated_tokens.labels(*labels)
         self.metrics.slots.inc(n_slots)
-        self._tokenizer = lib.bitnet_model_tokenizer(self.model._live())
         self._ends = {self.model.eos_id, self.model.eot_id} - {-1}
         self._pieces: dict[int, bytes] = {}  # engine thread only
         self._token_out = ffi.new("int32_t *")
@@ -260,7 +266,12 @@ class Engine:
                 if not self._running:
                     return
                 self._admit()
-            self._step()
+            try:
+                self._step()
+            except Exception as exc:  # noqa: BLE001 - a bug must not kill the thread and hang every request
+                for i, slot in enumerate(self._slots):
+                    if slot is not None:
+                        self._finish(i, "error", f"internal error: {type(exc).__name__}: {exc}")
 
     def _admit(self) -> None:
         """Move waiting requests into free slots (under the lock)."""
