@@ -107,6 +107,9 @@ void bn_cpu_features(char *buf, size_t cap);
 void bn_kernels_fill_avx2_ternary(bn_kernels *k);
 void bn_kernels_fill_avx2_float(bn_kernels *k);
 void bn_kernels_fill_avx512(bn_kernels *k);
+/* AVX2's TQ2_0 mul_mat (x86 builds only), which the AVX-512 set uses for decode. */
+void bn_avx2_tq2_0_mul_mat(int64_t n, const uint8_t *w, size_t w_row_bytes, int64_t n_rows, const uint8_t *act,
+                           size_t act_row_bytes, int64_t n_tok, float *y, int64_t y_stride);
 void bn_kernels_fill_neon(bn_kernels *k);
 void bn_kernels_fill_wasm_simd(bn_kernels *k);
 

@@ -613,6 +613,12 @@ DEF_TILES(tq1, TQ1_DR, 1, 4, copy_q8_k, bn_tq1_0_vec_dot)
 DEF_TILES(iq2bn, IQ2BN_DR, 1, 4, copy_q8_k64_pairs, bn_iq2_bn_vec_dot)
 DEF_TILES(iq1bn, IQ1BN_DR, 1, 4, copy_q8_k64, bn_iq1_bn_vec_dot)
 
+/* For the AVX-512 set's TQ2_0 decode (kernels_avx512.c). */
+void bn_avx2_tq2_0_mul_mat(int64_t n, const uint8_t *w, size_t wrb, int64_t n_rows, const uint8_t *act, size_t arb,
+                           int64_t n_tok, float *y, int64_t ys) {
+    tq2_mul_mat(n, w, wrb, n_rows, act, arb, n_tok, y, ys);
+}
+
 BN_TARGET_END
 
 void bn_kernels_fill_avx2_ternary(bn_kernels *k) {
