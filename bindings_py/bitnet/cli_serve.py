@@ -68,25 +68,16 @@ def run(args: argparse.Namespace) -> int:
             config = load_config(args.model)
         except ConfigError as exc:
             return fail(str(exc))
-        config.api_key = args.api_key or config.api_key or os.environ.get("BITNET_API_KEY") or None
-        config.max_tokens_cap = args.max_tokens_cap or config.max_tokens_cap
-        config.max_queue = args.max_queue or config.max_queue
-        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
-        return 0
-    path = resolve_model_path(args.model)
-    if not os.path.isfile(path):
-        return fail(f"{path}: model file not found")
-    name = args.model_name or os.path.basename(path).removesuffix(".gguf")
-    config = ServerConfig(
-        model_path=path,
-        model_name=name,
-        n_slots=args.slots,
-        n_ctx=args.n_ctx,
-        n_threads=args.threads,
-        kernel=args.kernel,
-        api_key=args.api_key or os.environ.get("BITNET_API_KEY") or None,
-        max_tokens_cap=args.max_tokens_cap,
-        max_queue=args.max_queue or 64,
-    )
+    else:
+        path = resolve_model_path(args.model)
+        if not os.path.isfile(path):
+            return fail(f"{path}: model file not found")
+        name = args.model_name or os.path.basename(path).removesuffix(".gguf")
+        config = ServerConfig(model_path=path, model_name=name, n_slots=args.slots, n_ctx=args.n_ctx,
+                              n_threads=args.threads, kernel=args.kernel)
+    # The server options given here win over a config file's [server] table.
+    config.api_key = args.api_key or config.api_key or os.environ.get("BITNET_API_KEY") or None
+    config.max_tokens_cap = args.max_tokens_cap or config.max_tokens_cap
+    config.max_queue = args.max_queue or config.max_queue
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
     return 0

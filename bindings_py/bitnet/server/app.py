@@ -386,7 +386,7 @@ async def health(request: HTTPRequest) -> Response:
     serving: still 200, with the error under "models"); 503 before."""
     manager = _state(request).models
     status = manager.status()
-    if manager.ready:
+    if all(v == "ok" for v in status.values()):
         warnings = manager.warnings()
         return JSONResponse({"status": "ok", "models": warnings} if warnings else {"status": "ok"})
     if any(v not in ("ok", "loading") for v in status.values()):

@@ -30,17 +30,21 @@ def format_logprobs(items: Sequence[TokenLogprob], token_bytes: Callable[[int], 
     def text(token: int) -> str:
         return token_bytes(token).decode("utf-8", errors="replace")
 
+    def chat_entry(token: int, logprob: float) -> dict[str, Any]:
+        raw = token_bytes(token)
+        return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(raw)}
+
     if chat:
         return {"content": [
-            {"token": text(it.token), "logprob": it.logprob, "bytes": list(token_bytes(it.token)),
-             "top_logprobs": [{"token": text(t), "logprob": lp, "bytes": list(token_bytes(t))} for t, lp in it.top]}
+            {**chat_entry(it.token, it.logprob), "top_logprobs": [chat_entry(t, lp) for t, lp in it.top]}
             for it in items]}
+    tokens = [text(it.token) for it in items]
     offsets = []
-    for it in items:
+    for token in tokens:
         offsets.append(offset)
-        offset += len(text(it.token))
+        offset += len(token)
     return {
-        "tokens": [text(it.token) for it in items],
+        "tokens": tokens,
         "token_logprobs": [it.logprob for it in items],
         "top_logprobs": [{text(t): lp for t, lp in it.top} for it in items] if n_top > 0 else None,
         "text_offset": offsets,

@@ -112,10 +112,6 @@ class ModelManager:
             return {"/".join(k): v for k, v in self._errors.items() if k in self._served}
 
     @property
-    def ready(self) -> bool:
-        return all(value == "ok" for value in self.status().values())
-
-    @property
     def load_error(self) -> str | None:
         return "; ".join(f"{k}: {v}" for k, v in self.status().items() if v not in ("ok", "loading")) or None
 
