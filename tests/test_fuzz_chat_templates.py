@@ -38,7 +38,7 @@ from bitnet import _template_sandbox as sandbox  # noqa: E402
 from bitnet import chat_templates as ct  # noqa: E402
 
 EXAMPLES = int(os.environ.get("BITNET_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="BITNET_FUZZ_EXAMPLES" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
 
 # One render may take at most this long: the step budget stops a busy template
 # after about 1-3 s on a slow shared machine.

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._errors import BitNetError
 from .._sampling import Sampling
 from .config import ServerConfig
 from .engine import Engine, Finished, QueueFull, Request, Retired, TokenLogprob
@@ -198,7 +199,7 @@ async def completions(request: HTTPRequest) -> Response:
     if isinstance(params.prompt, str):
         try:
             ids = engine.model.prompt_tokens(params.prompt)
-        except ValueError as exc:
+        except (ValueError, BitNetError) as exc:  # empty, or not UTF-8 (a lone surrogate escape)
             raise bad(str(exc), "prompt") from None
     else:
         ids = params.prompt
@@ -403,7 +404,11 @@ async def tokenize(request: HTTPRequest) -> Response:
     body = await _read_json(request, state.config.max_body_bytes)
     content, add_special, model = parse_tokenize(body)
     engine = state.pick(model, count=False).engine
-    return JSONResponse({"tokens": engine.model.tokenize(content, add_bos=add_special)})
+    try:
+        tokens = engine.model.tokenize(content, add_bos=add_special)
+    except BitNetError as exc:  # not UTF-8: JSON can carry a lone surrogate escape
+        raise bad(str(exc), "content") from None
+    return JSONResponse({"tokens": tokens})
 
 
 async def detokenize(request: HTTPRequest) -> Response:

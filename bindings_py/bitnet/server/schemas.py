@@ -39,7 +39,20 @@ class APIError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        message = utf8_encodable(self.message)
+        return {"error": {"message": message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def utf8_encodable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD.
+
+    Messages quote what the client sent (an unknown model name, say), and
+    JSON lets a client send "\\ud800", which Python decodes to a lone
+    surrogate that UTF-8 cannot encode: the error body itself would then
+    fail with a 500. A surrogate pair sent as two escapes becomes its one
+    character again.
+    """
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def bad(message: str, param: str | None = None, code: str | None = None) -> APIError:
