@@ -5,7 +5,8 @@
  *   bitnet-cli -m model.gguf -p "In the beginning" -n 64 --temp 0
  *
  * The flags follow llama-cli's names (-m, -p, -f, -n, -c, -t, --temp,
- * --top-k, --top-p, --min-p, --repeat-penalty, --seed). `bitnet-cli --help`
+ * --top-k, --top-p, --min-p, --repeat-penalty, --frequency-penalty,
+ * --presence-penalty, --seed). `bitnet-cli --help`
  * lists them; bitnet-cli.1 is the man page.
  *
  * Output: the generated text (control tokens hidden, as the Python package
@@ -502,7 +503,8 @@ typedef struct {
 
 enum {
     OPT_HELP, OPT_VERSION, OPT_MODEL, OPT_PROMPT, OPT_FILE, OPT_N_PREDICT, OPT_CTX, OPT_THREADS, OPT_KERNEL,
-    OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT_PENALTY, OPT_REPEAT_LAST_N, OPT_SEED, OPT_IGNORE_EOS,
+    OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT_PENALTY, OPT_REPEAT_LAST_N,
+    OPT_FREQUENCY_PENALTY, OPT_PRESENCE_PENALTY, OPT_SEED, OPT_IGNORE_EOS,
     OPT_ECHO, OPT_TOKENIZE, OPT_INFO, OPT_SYSTEM_INFO
 };
 
@@ -527,6 +529,8 @@ static const option_spec OPTIONS[] = {
     {NULL, "--min-p", NULL, OPT_MIN_P, 1},
     {NULL, "--repeat-penalty", NULL, OPT_REPEAT_PENALTY, 1},
     {NULL, "--repeat-last-n", NULL, OPT_REPEAT_LAST_N, 1},
+    {NULL, "--frequency-penalty", NULL, OPT_FREQUENCY_PENALTY, 1},
+    {NULL, "--presence-penalty", NULL, OPT_PRESENCE_PENALTY, 1},
     {"-s", "--seed", NULL, OPT_SEED, 1},
     {NULL, "--ignore-eos", NULL, OPT_IGNORE_EOS, 0},
     {NULL, "--echo", NULL, OPT_ECHO, 0},
@@ -557,7 +561,11 @@ static void print_usage(FILE *out) {
         "      --top-p P           top-p filter, >= 1 = off (default: 0.95)\n"
         "      --min-p P           min-p filter, <= 0 = off (default: 0.05)\n"
         "      --repeat-penalty R  repetition penalty, 1 = off (default: 1.0)\n"
-        "      --repeat-last-n N   tokens the penalty looks back on (default: 64)\n"
+        "      --repeat-last-n N   tokens the penalties look back on (default: 64)\n"
+        "      --frequency-penalty F\n"
+        "                          OpenAI's: a token seen k times loses k*F (default: 0 = off)\n"
+        "      --presence-penalty P\n"
+        "                          OpenAI's: a token seen at all loses P (default: 0 = off)\n"
         "  -s, --seed S            random seed, 0 to 2^64-1 (default: a random one)\n"
         "      --ignore-eos        go on past end-of-text tokens\n"
         "\n"
@@ -701,6 +709,14 @@ static int parse_args(int argc, char **argv, options *o) {
         case OPT_REPEAT_PENALTY:
             if (!parse_float(value, &o->sp.repeat_penalty) || !(o->sp.repeat_penalty > 0.0f))
                 return bad_value(name, value, "a number > 0");
+            break;
+        case OPT_FREQUENCY_PENALTY:
+            if (!parse_float(value, &o->sp.frequency_penalty))
+                return bad_value(name, value, "a number");
+            break;
+        case OPT_PRESENCE_PENALTY:
+            if (!parse_float(value, &o->sp.presence_penalty))
+                return bad_value(name, value, "a number");
             break;
         case OPT_SEED:
             if (!parse_u64(value, &o->sp.seed)) return bad_value(name, value, "an integer from 0 to 2^64-1");
