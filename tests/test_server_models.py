@@ -221,6 +221,16 @@ def test_an_ab_split_follows_the_weights_and_keeps_a_user_on_one_variant(multi: 
     assert total == 200 + 12
     assert multi.metric('bitnet_model_requests_total{model="ab",variant="v1"}') >= seen["v1"]
     assert multi.metric('bitnet_model_generated_tokens_total{model="demo",variant="default"}') > 0
+    # Latency per variant: every request produced a first token (max_tokens >= 1),
+    # so each variant's TTFT histogram counts exactly its requests; the users'
+    # longer answers gave gaps between tokens.
+    tpot = 0.0
+    for v in ("v1", "v2"):
+        labels = f'model="ab",variant="{v}"'
+        assert multi.metric(f"bitnet_model_time_to_first_token_seconds_count{{{labels}}}") == \
+            multi.metric(f"bitnet_model_requests_total{{{labels}}}")
+        tpot += multi.metric(f"bitnet_model_time_per_output_token_seconds_count{{{labels}}}")
+    assert tpot > 0
 
 
 def test_slots_of_every_model_add_up(multi: LiveServer) -> None:

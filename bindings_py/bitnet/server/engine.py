@@ -184,6 +184,8 @@ class Engine:
         self._by_model = {"queue": self.metrics.model_queue_depth.labels(*labels),
                           "busy": self.metrics.model_busy_slots.labels(*labels)}
         self._generated = self.metrics.model_generated_tokens.labels(*labels)
+        self._ttft = self.metrics.model_time_to_first_token.labels(*labels)
+        self._tpot = self.metrics.model_time_per_output_token.labels(*labels)
         self.metrics.slots.inc(n_slots)
         self._ends = {self.model.eos_id, self.model.eot_id} - {-1}
         self._pieces: dict[int, bytes] = {}  # engine thread only
@@ -351,8 +353,10 @@ class Engine:
             slot.n_generated += 1
             if slot.n_generated == 1:
                 self.metrics.time_to_first_token.observe(now - slot.req.t_submit)
+                self._ttft.observe(now - slot.req.t_submit)
             else:
                 self.metrics.time_per_output_token.observe(now - slot.t_last)
+                self._tpot.observe(now - slot.t_last)
             slot.t_last = now
             self.metrics.generated_tokens.inc()
             self._generated.inc()

@@ -51,6 +51,13 @@ class ServerMetrics:
                                       registry=r)
         self.model_loaded = Gauge("bitnet_model_loaded_timestamp_seconds", "When the file a model variant serves "
                                   "was loaded (0: not loaded)", mv, registry=r)
+        # Latency by variant, so that an A/B split compares speed as well as text.
+        self.model_time_to_first_token = Histogram("bitnet_model_time_to_first_token_seconds",
+                                                   "Time to first token, by model variant", mv,
+                                                   buckets=_TTFT_BUCKETS, registry=r)
+        self.model_time_per_output_token = Histogram("bitnet_model_time_per_output_token_seconds",
+                                                     "Time between consecutive tokens, by model variant", mv,
+                                                     buckets=_TPOT_BUCKETS, registry=r)
         self.model_reloads = Counter("bitnet_model_reloads", "Reloads of a changed model file, by result (ok, error)",
                                      [*mv, "result"], registry=r)
 
