@@ -1,11 +1,14 @@
 """Train the embedded default model from scratch (seeded, CPU or CUDA).
 
-    python tools/train_default_model/train.py OUT_DIR [--steps N] [--threads N]
+    python tools/train_default_model/train.py OUT_DIR [--steps N] [--threads N] [--resume]
 
 Writes a Hugging Face style checkpoint directory that `bitnet convert` reads:
 config.json (BitNetForCausalLM), model.safetensors (float32 master weights),
 tokenizer.json, tokenizer_config.json, plus train_log.json (settings, losses,
 held-out perplexity, time, versions) and the held-out text (held_out.txt).
+Every --checkpoint-every steps it saves OUT_DIR/resume.pt (weights, optimizer,
+both random generators, the log), so that a run stopped by Ctrl-C or a
+machine's time limit goes on with --resume and ends with the same weights.
 See README.md next to this file for the recorded run.
 """
 
@@ -47,6 +50,37 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+# The settings a resumed run must share with the run it continues.
+_RESUME_KEYS = ("steps", "batch", "seq", "lr", "warmup", "weight_decay", "vocab", "hidden", "ffn", "layers",
+                "heads", "kv_heads", "seed", "bf16")
+
+
+def save_resume(path: Path, args: argparse.Namespace, step: int, minutes: float, log: list[dict],
+                model: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Generator) -> None:
+    """Everything the loop's next step depends on; written to a temporary file
+    first, so that a kill during the save leaves the previous one intact."""
+    state = {"step": step, "minutes": minutes, "log": log, "model": model.state_dict(), "opt": opt.state_dict(),
+             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+             "settings": {k: getattr(args, k) for k in _RESUME_KEYS}}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_resume(path: Path, args: argparse.Namespace, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                rng: np.random.Generator) -> tuple[int, float, list[dict]]:
+    state = torch.load(path, weights_only=False)
+    mine = {k: getattr(args, k) for k in _RESUME_KEYS}
+    if state["settings"] != mine:
+        diff = {k: (state["settings"].get(k), v) for k, v in mine.items() if state["settings"].get(k) != v}
+        raise SystemExit(f"{path} was saved by a run with other settings (saved, now): {diff}")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"], state["minutes"], state["log"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out_dir", type=Path)
@@ -66,6 +100,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the matrix products (2.1x faster on a CPU with AVX512-BF16); "
+                        "master weights, optimizer and loss stay float32")
+    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between resume.pt saves (0: never)")
+    p.add_argument("--resume", action="store_true", help="go on from OUT_DIR/resume.pt when it exists")
     args = p.parse_args()
 
     if args.threads:
@@ -107,15 +146,21 @@ def main() -> None:
     )
 
     log: list[dict] = []
-    t0 = time.time()
-    bar = tqdm(range(args.steps), desc="training", unit="step")
+    first_step, minutes_before = 0, 0.0
+    resume_path = out / "resume.pt"
+    if args.resume and resume_path.exists():
+        first_step, minutes_before, log = load_resume(resume_path, args, model, opt, rng)
+        print(f"resuming at step {first_step} of {args.steps} ({minutes_before:.1f} min so far)")
+    t0 = time.time() - 60 * minutes_before
+    bar = tqdm(range(first_step, args.steps), desc="training", unit="step", initial=first_step, total=args.steps)
     for step in bar:
         starts = rng.integers(0, len(train_ids) - args.seq - 1, size=args.batch)
         batch = torch.from_numpy(np.stack([train_ids[s : s + args.seq + 1] for s in starts])).to(dev)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        logits = model(batch[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size), batch[:, 1:].reshape(-1))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(batch[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, cfg.vocab_size), batch[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -127,6 +172,8 @@ def main() -> None:
                      "minutes": round((time.time() - t0) / 60, 2)}
             log.append(entry)
             tqdm.write(json.dumps(entry))
+        if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0 and step + 1 < args.steps:
+            save_resume(resume_path, args, step + 1, (time.time() - t0) / 60, log, model, opt, rng)
     minutes = (time.time() - t0) / 60
 
     from safetensors.torch import save_file
@@ -150,6 +197,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
     }
     (out / "train_log.json").write_text(json.dumps(info, indent=2) + "\n")
+    resume_path.unlink(missing_ok=True)
     print(f"done in {minutes:.1f} min; held-out perplexity {log[-1]['held_out_ppl']}")
 
 
