@@ -122,8 +122,7 @@ class ModelManager:
         spec = self.specs.get(name or self.default)
         if spec is None:
             raise UnknownModel(name)
-        with self._lock:
-            loaded = [self._served[(spec.name, v.name)] for v in spec.variants if (spec.name, v.name) in self._served]
+        loaded = self._loaded(spec)
         if not loaded:
             raise NotReady(spec.name)
         total = sum(s.variant.weight for s in loaded)
@@ -144,12 +143,13 @@ class ModelManager:
 
     def any_engine(self) -> Engine | None:
         """The default model's first loaded engine (tests pause and resume it)."""
+        loaded = self._loaded(self.specs[self.default])
+        return loaded[0].engine if loaded else None
+
+    def _loaded(self, spec: ModelSpec) -> list[Served]:
+        """The loaded variants of ``spec``, in the config's order."""
         with self._lock:
-            spec = self.specs[self.default]
-            for variant in spec.variants:
-                if (spec.name, variant.name) in self._served:
-                    return self._served[(spec.name, variant.name)].engine
-        return None
+            return [self._served[(spec.name, v.name)] for v in spec.variants if (spec.name, v.name) in self._served]
 
     # ---- hot reload ---------------------------------------------------------------------------
 
