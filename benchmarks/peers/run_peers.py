@@ -14,6 +14,8 @@ For each model file in MODELS_DIR/models.json and each thread count:
     if given (or $BITNET_OURS_CMD). Its stdout must be JSON: llama-bench's list, or
     `bitnet bench --json`'s {"results": [{"pp_tok_s_mean": ..., "tg_tok_s_mean": ...}]}.
     A failing ours-run is recorded and does not stop the others.
+    --ours-kernels avx2,avx512 runs it once per kernel set (BITNET_KERNEL=...), recorded
+    as engines ours:avx2, ours:avx512, so one run compares every variant with the peers.
 
 Everything goes into one results file (default RESULTS_DIR/peers-<time>.json); raw
 stdout/stderr of each run are kept next to it in a folder of the same name.
@@ -109,6 +111,11 @@ def parse_llama_bench(data: object) -> dict:
     return out
 
 
+def is_ours(engine: str) -> bool:
+    """'ours' (the engine's own kernel pick) or 'ours:KERNEL' (one forced kernel set)."""
+    return engine == "ours" or engine.startswith("ours:")
+
+
 def parse_ours(data: object, threads: int) -> dict:
     if isinstance(data, list):
         return parse_llama_bench(data)
@@ -134,12 +141,13 @@ def extract_json(text: str) -> object:
     raise ValueError("no JSON in stdout")
 
 
-def run_one(engine: str, cmd: list[str], raw_base: str, timeout: float, threads: int, cwd: str | None) -> dict:
+def run_one(engine: str, cmd: list[str], raw_base: str, timeout: float, threads: int, cwd: str | None,
+            env: dict[str, str] | None = None) -> dict:
     log(f"{engine}: $ {' '.join(shlex.quote(c) for c in cmd)}")
     rec: dict = {"cmd": cmd, "load_before": os.getloadavg()}
     b0, c0, t0 = cpu_busy_s(), children_cpu_s(), time.time()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
         def text(x: bytes | str | None) -> str:  # always bytes here, whatever text= says
@@ -159,7 +167,7 @@ def run_one(engine: str, cmd: list[str], raw_base: str, timeout: float, threads:
     if rc == 0:
         try:
             data = extract_json(out)
-            rec["parsed"] = parse_ours(data, threads) if engine == "ours" else parse_llama_bench(data)
+            rec["parsed"] = parse_ours(data, threads) if is_ours(engine) else parse_llama_bench(data)
         except ValueError as e:
             rec["error"] = str(e)
     if rc != 0 or not rec.get("parsed"):
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ours-cmd", default=os.environ.get("BITNET_OURS_CMD"),
                     help="our engine's command template ({model} {threads} {p} {n} {r}); omitted: no ours rows")
     ap.add_argument("--ours-cwd", default=None, help="working directory for --ours-cmd")
+    ap.add_argument("--ours-kernels", default="",
+                    help="comma-separated kernel sets to run ours with (BITNET_KERNEL), e.g. avx2,avx512; "
+                         "default: the one the engine picks")
     ap.add_argument("--max-busy", type=float, default=0.3,
                     help="wait until other processes use fewer cores than this (default: 0.3)")
     ap.add_argument("--wait", type=float, default=1800, help="longest wait for an idle machine per run, s (default 1800)")
@@ -210,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         peers = [p for p in args.peers.split(",") if p]
     threads = [int(t) for t in args.threads.split(",")]
+    kernels = [k for k in args.ours_kernels.split(",") if k]
+    ours_engines = ([f"ours:{k}" for k in kernels] or ["ours"]) if args.ours_cmd else []
 
     plan: list[tuple[str, str, str]] = []  # (engine, file, role)
     for name, info in sorted(files.items(), key=lambda kv: list(NATIVE).index(kv[1]["format"])):
         fmt = info["format"]
-        if args.ours_cmd:
-            plan.append(("ours", name, "ours"))
+        for engine in ours_engines:
+            plan.append((engine, name, "ours"))
         for peer in peers:
             if peer in NATIVE[fmt]:
                 plan.append((peer, name, "native"))
@@ -225,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         log("nothing to run (no models? run make_models.py)")
         return 1
     for engine, name, role in plan:
-        print(f"{engine:9s} {role:7s} {name}  threads {threads}")
+        print(f"{engine:12s} {role:7s} {name}  threads {threads}")
     if args.dry_run:
         return 0
 
@@ -256,16 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     for engine, name, role in plan:
         model = os.path.join(args.models_dir, name)
         for t in threads:
-            if engine == "ours":
+            env = None
+            if is_ours(engine):
                 cmd = shlex.split(args.ours_cmd.format(model=shlex.quote(model), threads=t, p=args.p, n=args.n, r=args.r))
                 cwd = args.ours_cwd
+                if ":" in engine:
+                    env = dict(os.environ, BITNET_KERNEL=engine.split(":", 1)[1])
             else:
                 cmd = [os.path.join(args.build_dir, engine, "bin", "llama-bench"), "-m", model, "-p", str(args.p),
                        "-n", str(args.n), "-r", str(args.r), "-t", str(t), "-o", "json"]
                 cwd = None
             busy, waited = wait_idle(args.max_busy, args.wait)
-            rec = run_one(engine, cmd, os.path.join(raw_dir, f"{engine}-{files[name]['format']}-t{t}"),
-                          args.timeout, t, cwd)
+            raw = f"{engine.replace(':', '-')}-{files[name]['format']}-t{t}"
+            rec = run_one(engine, cmd, os.path.join(raw_dir, raw), args.timeout, t, cwd, env)
             rec.update(engine=engine, role=role, file=name, format=files[name]["format"], threads=t,
                        others_cores_before=round(busy, 2), waited_s=round(waited), top_before=top_procs(4))
             results["runs"].append(rec)
