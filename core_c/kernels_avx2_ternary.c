@@ -207,11 +207,17 @@ BN_AI __m256i unscale(__m256i acc1, __m256i acc4) { return _mm256_add_epi16(acc1
 #define ZERO_ACC(A) FOR_R FOR_T A[r][t] = _mm256_setzero_si256()
 
 /* Decode streams each weight row once from memory: software prefetch
- * PF_DIST bytes ahead in every row of the tile (worth 10-20% over the
- * hardware prefetcher alone on AMD Zen 1). Prefetches never fault, so
- * running past the last row is harmless. */
+ * PF_DIST bytes ahead in every row of the tile. The rows of a tile are
+ * adjacent, so this keeps about PF_DIST bytes of the stream in flight. On
+ * an AMD EPYC family 26 (2026-12-03, benchmarks/kernels/bench_ternary.c,
+ * weights from memory, one thread) 12 KiB read 1.6-1.7x faster than 2 KiB
+ * for I2_S, TQ2_0 and IQ2_BN, with both kernel sets (e.g. I2_S avx512 22 ->
+ * 39 GB/s; 4 and 8 KiB fell between, 16 and 32 KiB gave no more); on AMD
+ * Zen 1, 2 KiB had been worth 10-20% over the hardware prefetcher alone.
+ * 12 KiB stays well inside a 32 KiB L1. Prefetches never fault, so running
+ * past the last row is harmless. */
 #ifndef PF_DIST
-#define PF_DIST 2048
+#define PF_DIST 12288
 #endif
 #define PREFETCH_ROWS(P)                                                                          \
     do {                                                                                          \

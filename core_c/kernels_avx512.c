@@ -16,9 +16,10 @@
  *           before the per-block finish of the AVX2 kernel.
  *   IQ2_BN  a unit is 4 blocks; field k holds positions 16k + j of each; the
  *           group of a product is still j / 4, i.e. int32 lane % 4.
- * VNNI (vpdpbusd) is not used: it sums 4 products into int32, which matches
- * TQ2_0's lanes but not I2_S's int16 wrap, and no machine at hand could test
- * it; AVX-512BW's vpmaddubsw keeps every lane shape of the AVX2 kernels.
+ * VNNI (vpdpbusd) sums 4 products into int32. That matches TQ2_0's lanes, so
+ * TQ2_0 decode uses it when the CPU has it (below); it cannot reproduce
+ * I2_S's int16 wrap, and prefill keeps AVX-512BW's vpmaddubsw, which has
+ * every lane shape of the AVX2 kernels.
  *
  * A last unit with fewer blocks is loaded with a masked load (no access to
  * the bytes past the row) and its missing activations are zero. */
@@ -53,8 +54,10 @@ BN_TARGET_BEGIN(BN_AVX512_TARGET)
 #define ZERO_ACC(A) FOR_R FOR_T A[r][t] = _mm512_setzero_si512()
 
 /* Decode: software prefetch PF_DIST bytes ahead in every row of the tile (as
- * the AVX2 kernels; prefetches never fault). */
-#define PF_DIST 2048
+ * the AVX2 kernels, whose comment says why 12 KiB; prefetches never fault). */
+#ifndef PF_DIST
+#define PF_DIST 12288
+#endif
 #define PREFETCH_ROWS(P)                                                                          \
     do {                                                                                          \
         if (NT == 1) FOR_R _mm_prefetch((const char *)((P) + (size_t)r * wrb + PF_DIST), _MM_HINT_T0); \
@@ -362,9 +365,97 @@ DEF_KIND(iq2bn, copy_iq2bn, bn_iq2_bn_vec_dot)
 
 BN_TARGET_END
 
-/* TQ2_0 decode (one token) stays on AVX2's 4-row tiles: on an AMD EPYC with
- * AVX-512 (family 26) they ran tg64 5-10% faster than these 4 x 1 tiles,
- * whose gain is in prefill (pp128 1.5x). Both are bit-exact with scalar. */
+/* ---- TQ2_0 decode with VNNI ------------------------------------------------------
+ *
+ * vpdpbusd adds the four products code[4m..4m+3] * q[4m..4m+3] into int32
+ * lane m, so a block's four fields need four instructions and no int16
+ * stage. Lane m (< 8) then holds bytes 4m..4m+3 of every low 32-byte piece,
+ * lane 8 + m those of every high piece: low + high are exactly the AVX2
+ * kernel's int32 lanes (madd of its int16 lanes 2m, 2m + 1), and the bsums
+ * enter as bs[2m] + bs[2m + 1], as there. All of that is exact integer
+ * arithmetic; the float part (convert, one fused multiply-add per lane with
+ * d_act * d_row, the 8-lane sum at the end) is the reference's, done for two
+ * rows at once in the two halves of a 512-bit vector. */
+BN_TARGET_BEGIN(BN_AVX512_TARGET ",avx512vnni")
+
+/* Rows r0, r0 + 1 of a block: [fold(acc[r0]) | fold(acc[r0 + 1])] - bsums. */
+BN5_AI __m512i tq2_pair_lanes(__m512i a0, __m512i a1, __m512i bsum2) {
+    const __m512i lo = _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i hi = _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(3, 2, 3, 2));
+    return _mm512_sub_epi32(_mm512_add_epi32(lo, hi), bsum2);
+}
+
+/* NR (2 or 4) rows x 1 token. */
+BN5_AI void tq2_vnni_rows(const int NR, int64_t n, const uint8_t *w, size_t wrb, const uint8_t *act,
+                          const int8_t *q, float *y) {
+    const int NT = 1; /* for PREFETCH_ROWS */
+    const int64_t nb = n / 256;
+    const bn_act_q8_k *a = (const bn_act_q8_k *)(const void *)act;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512 accf[TILE_MAX_R / 2];
+    BN5_UNROLL for (int p = 0; p < NR / 2; p++) accf[p] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        PREFETCH_ROWS(w + 66 * b);
+        const int8_t *qb = q + 256 * b;
+        __m512i acc[TILE_MAX_R];
+        FOR_R {
+            const __m512i x = _mm512_loadu_si512((const void *)(w + (size_t)r * wrb + 66 * b));
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(x, m3), load512(qb));
+            s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(x, 2), m3), load512(qb + 64));
+            s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(x, 4), m3), load512(qb + 128));
+            acc[r] = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(x, 6), m3), load512(qb + 192));
+        }
+        const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(const void *)a[b].bsums),
+                                             _mm256_set1_epi16(1));
+        const __m512i bsum2 = _mm512_broadcast_i64x4(bs);
+        BN5_UNROLL for (int p = 0; p < NR / 2; p++) {
+            const float s0 = a[b].d * rd_f16(w + (size_t)(2 * p) * wrb + 66 * b + 64);
+            const float s1 = a[b].d * rd_f16(w + (size_t)(2 * p + 1) * wrb + 66 * b + 64);
+            const __m512 scale = _mm512_castpd_ps(  /* [s0 x 8 | s1 x 8]; insertf32x8 would need DQ */
+                _mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(s0)), _mm256_castps_pd(_mm256_set1_ps(s1)), 1));
+            const __m512i lanes = tq2_pair_lanes(acc[2 * p], acc[2 * p + 1], bsum2);
+            accf[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), scale, accf[p]);
+        }
+    }
+    BN5_UNROLL for (int p = 0; p < NR / 2; p++) {
+        y[2 * p] = hsum8_ps(_mm512_castps512_ps256(accf[p]));
+        y[2 * p + 1] = hsum8_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(accf[p]), 1)));
+    }
+}
+
+static void tq2_vnni_4rows(int64_t n, const uint8_t *w, size_t wrb, const uint8_t *act, const int8_t *q,
+                           float *y) {
+    tq2_vnni_rows(4, n, w, wrb, act, q, y);
+}
+
+static void tq2_vnni_2rows(int64_t n, const uint8_t *w, size_t wrb, const uint8_t *act, const int8_t *q,
+                           float *y) {
+    tq2_vnni_rows(2, n, w, wrb, act, q, y);
+}
+
+BN_TARGET_END
+
+/* One token: 4-row VNNI tiles, then 2, then the 1 x 1 tile. */
+static void tq2_decode_vnni(int64_t n, const uint8_t *w, size_t wrb, int64_t n_rows, const uint8_t *act,
+                            float *y) {
+    void *mem = malloc((((size_t)n + 255) & ~(size_t)255) + 64);
+    if (!mem) {
+        for (int64_t r = 0; r < n_rows; r++) y[r] = bn_tq2_0_vec_dot(n, w + (size_t)r * wrb, act);
+        return;
+    }
+    int8_t *const q = (int8_t *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    copy_tq2(act, q, n);
+    int64_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) tq2_vnni_4rows(n, w + (size_t)r * wrb, wrb, act, q, y + r);
+    for (; r + 2 <= n_rows; r += 2) tq2_vnni_2rows(n, w + (size_t)r * wrb, wrb, act, q, y + r);
+    for (; r < n_rows; r++) tq2_tile_1x1(n, w + (size_t)r * wrb, wrb, act, 0, q, 0, y + r, 1);
+    free(mem);
+}
+
+/* TQ2_0 decode (one token): with VNNI the kernel above; without it AVX2's
+ * 4-row tiles, which on an AMD EPYC with AVX-512 (family 26) ran tg64 5-10%
+ * faster than this file's 4 x 1 tiles, whose gain is in prefill (pp128
+ * 1.5x). All are bit-exact with scalar. */
 static void tq2_mul_mat_mixed(int64_t n, const uint8_t *w, size_t wrb, int64_t n_rows, const uint8_t *act,
                               size_t arb, int64_t n_tok, float *y, int64_t ys) {
     if (n_tok == 1)
@@ -373,9 +464,19 @@ static void tq2_mul_mat_mixed(int64_t n, const uint8_t *w, size_t wrb, int64_t n
         tq2_mul_mat(n, w, wrb, n_rows, act, arb, n_tok, y, ys);
 }
 
+static void tq2_mul_mat_vnni(int64_t n, const uint8_t *w, size_t wrb, int64_t n_rows, const uint8_t *act,
+                             size_t arb, int64_t n_tok, float *y, int64_t ys) {
+    if (n_tok == 1)
+        tq2_decode_vnni(n, w, wrb, n_rows, act, y);
+    else
+        tq2_mul_mat(n, w, wrb, n_rows, act, arb, n_tok, y, ys);
+}
+
 void bn_kernels_fill_avx512(bn_kernels *k) {
+    char features[128];
+    bn_cpu_features(features, sizeof features);
     k->mul_mat[BN_TYPE_I2_S] = i2s_mul_mat;
-    k->mul_mat[BN_TYPE_TQ2_0] = tq2_mul_mat_mixed;
+    k->mul_mat[BN_TYPE_TQ2_0] = strstr(features, "avx512vnni") ? tq2_mul_mat_vnni : tq2_mul_mat_mixed;
     k->mul_mat[BN_TYPE_IQ2_BN] = iq2bn_mul_mat;
 }
 
