@@ -406,7 +406,9 @@ AI float kq_fold(const int kind, __m256 acc, __m128 acc_m) {
 
 #define KQ_TR 4  /* rows per tile */
 #define KQ_TT 16 /* tokens per tile (prefill) */
+#ifndef KQ_PREFETCH
 #define KQ_PREFETCH 1024
+#endif
 
 /* Prefetch the 4 cache lines `ahead` bytes past p (an address computed as an
  * integer: it may lie past the end of the weights, which a prefetch ignores). */
