@@ -51,7 +51,7 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 
 
 # The settings a resumed run must share with the run it continues.
-_RESUME_KEYS = ("steps", "batch", "seq", "lr", "warmup", "weight_decay", "vocab", "hidden", "ffn", "layers",
+_RESUME_KEYS = ("corpus", "steps", "batch", "seq", "lr", "warmup", "weight_decay", "vocab", "hidden", "ffn", "layers",
                 "heads", "kv_heads", "seed", "bf16")
 
 
@@ -84,6 +84,8 @@ def load_resume(path: Path, args: argparse.Namespace, model: torch.nn.Module, op
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out_dir", type=Path)
+    p.add_argument("--corpus", choices=corpus.CORPORA, default="kjv",
+                   help="kjv: the King James Bible (the shipped model); english: it plus sources.py's texts")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=256)
@@ -115,7 +117,7 @@ def main() -> None:
     out: Path = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
 
-    text = corpus.load()
+    text = corpus.load(args.corpus)
     tok = train_tokenizer.train(text.train, args.vocab)
     train_tokenizer.save(tok, out, max_length=args.seq * 2)
     (out / "held_out.txt").write_text(text.held_out, encoding="utf-8")
@@ -185,7 +187,7 @@ def main() -> None:
         "settings": vars(args) | {"out_dir": str(out)},
         "config": asdict(cfg),
         "n_params": model.n_params(),
-        "corpus": {"package": "bible-kjv-text 4.38 (Debian)", "sha256": text.sha256,
+        "corpus": {"name": args.corpus, "sha256": text.sha256, "parts": text.parts,
                    "train_tokens": int(len(train_ids)), "held_out_tokens": int(len(held_ids))},
         "held_out_ppl_method": "llama.cpp perplexity: chunks of n_ctx, BOS first, second half scored",
         "n_ctx": args.seq,
