@@ -21,6 +21,9 @@ import pytest
 
 PEERS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "peers"
 
+# run_peers.py reads /proc/stat and uses the resource module; the peers it drives build on Linux.
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peer scripts are Linux-only")
+
 
 def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"peers_{name}", PEERS_DIR / f"{name}.py")
