@@ -295,7 +295,10 @@ def test_ctrl_c_during_bitnet_run_exits_130_with_one_line() -> None:
     cmd = [sys.executable, "-m", "bitnet", "run", str(default_model_path()), "In the beginning", "-n", "100000",
            "-c", "32768", "--ignore-eos", "--temperature", "0"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+    # ignored SIGINT ignored: give the child the default disposition, as a terminal would.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         first = proc.stdout.read(64)  # generation is under way
