@@ -385,7 +385,7 @@ BN5_AI __m512i tq2_pair_lanes(__m512i a0, __m512i a1, __m512i bsum2) {
     return _mm512_sub_epi32(_mm512_add_epi32(lo, hi), bsum2);
 }
 
-/* NR (2 or 4) rows x 1 token. */
+/* NR (even) rows x 1 token. */
 BN5_AI void tq2_vnni_rows(const int NR, int64_t n, const uint8_t *w, size_t wrb, const uint8_t *act,
                           const int8_t *q, float *y) {
     const int NT = 1; /* for PREFETCH_ROWS */
@@ -423,34 +423,21 @@ BN5_AI void tq2_vnni_rows(const int NR, int64_t n, const uint8_t *w, size_t wrb,
     }
 }
 
-static void tq2_vnni_4rows(int64_t n, const uint8_t *w, size_t wrb, const uint8_t *act, const int8_t *q,
-                           float *y) {
+/* A 4 x 1 tile for run_tiles (arb, qst and ys are unused: one token). */
+static void tq2_vnni_tile_4x1(int64_t n, const uint8_t *w, size_t wrb, const uint8_t *act, size_t arb,
+                              const int8_t *q, size_t qst, float *y, int64_t ys) {
+    (void)arb;
+    (void)qst;
+    (void)ys;
     tq2_vnni_rows(4, n, w, wrb, act, q, y);
-}
-
-static void tq2_vnni_2rows(int64_t n, const uint8_t *w, size_t wrb, const uint8_t *act, const int8_t *q,
-                           float *y) {
-    tq2_vnni_rows(2, n, w, wrb, act, q, y);
 }
 
 BN_TARGET_END
 
-/* One token: 4-row VNNI tiles, then 2, then the 1 x 1 tile. */
-static void tq2_decode_vnni(int64_t n, const uint8_t *w, size_t wrb, int64_t n_rows, const uint8_t *act,
-                            float *y) {
-    void *mem = malloc((((size_t)n + 255) & ~(size_t)255) + 64);
-    if (!mem) {
-        for (int64_t r = 0; r < n_rows; r++) y[r] = bn_tq2_0_vec_dot(n, w + (size_t)r * wrb, act);
-        return;
-    }
-    int8_t *const q = (int8_t *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    copy_tq2(act, q, n);
-    int64_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) tq2_vnni_4rows(n, w + (size_t)r * wrb, wrb, act, q, y + r);
-    for (; r + 2 <= n_rows; r += 2) tq2_vnni_2rows(n, w + (size_t)r * wrb, wrb, act, q, y + r);
-    for (; r < n_rows; r++) tq2_tile_1x1(n, w + (size_t)r * wrb, wrb, act, 0, q, 0, y + r, 1);
-    free(mem);
-}
+/* TQ2_0's tiles with the VNNI 4 x 1 tile for decode; prefill and the rows
+ * that do not fill a tile as tq2_tiles. */
+static const tile_set tq2_vnni_tiles = {4, tq2_vnni_tile_4x1, tq2_tile_1x1, 2, 4,
+                                        tq2_tile_2x4, tq2_tile_2x1, tq2_tile_1x4, copy_tq2, bn_tq2_0_vec_dot};
 
 /* TQ2_0 decode (one token): with VNNI the kernel above; without it AVX2's
  * 4-row tiles, which on an AMD EPYC with AVX-512 (family 26) ran tg64 5-10%
@@ -466,10 +453,7 @@ static void tq2_mul_mat_mixed(int64_t n, const uint8_t *w, size_t wrb, int64_t n
 
 static void tq2_mul_mat_vnni(int64_t n, const uint8_t *w, size_t wrb, int64_t n_rows, const uint8_t *act,
                              size_t arb, int64_t n_tok, float *y, int64_t ys) {
-    if (n_tok == 1)
-        tq2_decode_vnni(n, w, wrb, n_rows, act, y);
-    else
-        tq2_mul_mat(n, w, wrb, n_rows, act, arb, n_tok, y, ys);
+    run_tiles(&tq2_vnni_tiles, n, w, wrb, n_rows, act, arb, n_tok, y, ys);
 }
 
 void bn_kernels_fill_avx512(bn_kernels *k) {
