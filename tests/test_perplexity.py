@@ -79,6 +79,26 @@ def test_result_details() -> None:
         assert r.ppl == pytest.approx(math.exp(r.nll))
 
 
+@pytest.mark.parametrize("which", ["tiny byte tokens", "default model BPE"])
+def test_bits_per_byte_count_the_text_of_the_scored_tokens(which: str) -> None:
+    """Bits per byte: the summed NLL in bits over the bytes that the scored
+    tokens spell, counted here by detokenizing each chunk's scored half to
+    bytes. The tiny vocabulary spells "\u2581" with three byte tokens, so a
+    half can start inside a character; the default model's BPE has pieces of
+    several bytes, so counting tokens instead of bytes fails."""
+    from bitnet.perplexity import compute_perplexity
+
+    n_ctx, first = 16, 8
+    path = model_factory.tiny_model_with_tokenizer() if which.startswith("tiny") else bitnet.default_model_path()
+    with bitnet.Model(path) as m, bitnet.Tokenizer(path) as tok:
+        r = compute_perplexity(m, TEXT, n_ctx)
+        ids = tok.tokenize(TEXT, add_bos=tok.add_bos)
+        scored_bytes = sum(len(tok.detokenize_bytes(ids[c * n_ctx + first + 1 : (c + 1) * n_ctx]))
+                           for c in range(r.n_chunks))
+    assert 0 < r.scored_bytes == scored_bytes
+    assert r.bits_per_byte == pytest.approx(r.nll * r.n_scored / math.log(2) / scored_bytes, rel=1e-12)
+
+
 def test_default_chunk_is_the_context_when_smaller_than_512(capsys: pytest.CaptureFixture[str]) -> None:
     with bitnet.Model(model_factory.tiny_model_with_tokenizer(), n_ctx=20) as m:
         assert m.perplexity(TEXT * 2, progress=True) == pytest.approx(m.perplexity(TEXT * 2, n_ctx=20))

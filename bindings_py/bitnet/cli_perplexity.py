@@ -3,7 +3,8 @@ llama.cpp's ``llama-perplexity`` does: chunks of N tokens (``-c``, default
 512), BOS as each chunk's first token when the model asks for BOS, the second
 half of each chunk scored. The file needs at least 2*N tokens.
 
-Prints ``PPL = ...``, or one JSON object with ``--json`` (no progress bar then).
+Prints ``PPL = ...`` and bits per byte (which, unlike perplexity, compares
+models with different vocabularies), or one JSON object with ``--json`` (no progress bar then).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"model": args.model, "file": args.file, **asdict(result)}))
     else:
         print(f"PPL = {result.ppl:.4f} ({result.n_chunks} chunks of {result.n_ctx} tokens, "
-              f"{result.n_scored} tokens scored)")
+              f"{result.n_scored} tokens scored; {result.bits_per_byte:.4f} bits per byte)")
     return 0
 
 

@@ -16,6 +16,11 @@ The method (llama.cpp ``tools/perplexity/perplexity.cpp``, ``perplexity()``):
    is ``n_ctx - 1 - first`` tokens per chunk.
 5. ``ppl = exp(sum of -log softmax(logits)[target] / number scored)``.
 
+Perplexities of models with different vocabularies do not compare: a token
+is a different amount of text. Bits per byte do: the same sum of negative
+log-likelihoods, in bits, over the UTF-8 bytes of the scored tokens' text
+(control tokens such as BOS have none).
+
 The log-softmax is taken in float64 here (llama.cpp sums exponentials in
 double after a float max-shift); the difference is far below the printed
 digits.
@@ -31,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._lib import check, ffi, lib
-from .tokenizer import tokenize_handle
+from .tokenizer import token_to_piece_handle, tokenize_handle
 
 if TYPE_CHECKING:
     from .model import Model
@@ -50,6 +55,8 @@ class PerplexityResult:
     n_tokens: int  # tokens of the whole text (BOS included when added)
     n_scored: int  # tokens whose probability entered the mean
     nll: float  # mean negative log-likelihood, ln(ppl)
+    scored_bytes: int  # UTF-8 bytes of the scored tokens' text
+    bits_per_byte: float  # n_scored * nll / ln(2) / scored_bytes: compares across vocabularies
 
 
 def log_softmax_nll(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -106,8 +113,10 @@ def compute_perplexity(
     first = n_ctx // 2
     bos = int(lib.bitnet_tokenizer_bos(handle))
     bar = _progress_bar(n_chunks) if progress else None
+    piece_bytes = _piece_lengths(handle)
     nll = 0.0
     n_scored = 0
+    scored_bytes = 0
     try:
         for i in range(n_chunks):
             chunk = tokens[i * n_ctx : (i + 1) * n_ctx].copy()
@@ -115,6 +124,7 @@ def compute_perplexity(
                 chunk[0] = bos
             nll += _chunk_nll(model, chunk, first)
             n_scored += n_ctx - 1 - first
+            scored_bytes += sum(piece_bytes(int(t)) for t in chunk[first + 1 :])
             if bar is not None:
                 bar.set_postfix_str(f"ppl {math.exp(nll / n_scored):.4f}", refresh=False)
                 bar.update(1)
@@ -122,7 +132,21 @@ def compute_perplexity(
         if bar is not None:
             bar.close()
     mean = nll / n_scored
-    return PerplexityResult(math.exp(mean), n_ctx, n_chunks, len(tokens), n_scored, mean)
+    bpb = nll / math.log(2) / scored_bytes if scored_bytes else math.inf
+    return PerplexityResult(math.exp(mean), n_ctx, n_chunks, len(tokens), n_scored, mean, scored_bytes, bpb)
+
+
+def _piece_lengths(handle: Any) -> Any:
+    """token id -> bytes of its text (0 for control tokens), memoized."""
+    lengths: dict[int, int] = {}
+
+    def length(token: int) -> int:
+        if token not in lengths:
+            control = lib.bitnet_token_type_of(handle, token) == lib.BITNET_TOKEN_CONTROL
+            lengths[token] = 0 if control else len(token_to_piece_handle(handle, token))
+        return lengths[token]
+
+    return length
 
 
 def _progress_bar(total: int) -> Any:
