@@ -8,7 +8,9 @@ Writes, from the PyTorch model (the same quantized arithmetic as training):
   a near tie that float rounding may flip;
 - the logits after each prompt (OUT with .npy for .json: float32, one row per
   prompt);
-- held-out perplexity by llama.cpp's method at n_ctx, on held_out.txt.
+- held-out perplexity by llama.cpp's method at n_ctx, on held_out.txt, and on
+  a sample of it that the tests can afford (every SAMPLE_EVERY-th chunk, so
+  that every source is in it), written beside OUT as held_out_sample.txt.
 The engine's tests (tests/test_default_model.py) compare against this file.
 """
 
@@ -26,7 +28,15 @@ import evaluate
 import train_tokenizer
 from model import BitNetForCausalLM, Config
 
-PROMPTS = ["In the beginning", "And the LORD said unto Moses,", "Once upon a time"]
+PROMPTS = ["Once upon a time", "In the beginning", "The President said that", "It is a truth universally"]
+SAMPLE_EVERY = 7  # held-out chunks: 1.4 MB held out -> a 0.2 MB sample
+
+
+def held_out_sample(held: str) -> str:
+    """Every SAMPLE_EVERY-th held-out chunk (corpus.load joins chunks with a
+    blank line), from the first."""
+    chunks = held.rstrip("\n").split("\n\n")
+    return "\n\n".join(chunks[::SAMPLE_EVERY]) + "\n"
 
 
 def load(ckpt: Path) -> tuple[BitNetForCausalLM, Tokenizer]:
@@ -74,13 +84,19 @@ def main() -> None:
                       "text": tok.decode(gen)})
         print(f"{prompt!r} -> {tok.decode(gen)!r}")
     held = (args.checkpoint / "held_out.txt").read_text(encoding="utf-8")
-    held_ids = np.asarray([bos] + tok.encode(held).ids, dtype=np.int64)
-    ppl = evaluate.perplexity(model, held_ids, n_ctx=args.n_ctx, device=torch.device("cpu"))
-    print(f"held-out perplexity (n_ctx {args.n_ctx}, {len(held_ids)} tokens): {ppl:.4f}")
+    sample = held_out_sample(held)
+    (args.out.parent / "held_out_sample.txt").write_text(sample, encoding="utf-8")
+    ppl = {}
+    for name, text in (("held_out", held), ("held_out_sample", sample)):
+        ids = np.asarray([bos] + tok.encode(text).ids, dtype=np.int64)
+        ppl[name] = (int(len(ids)), evaluate.perplexity(model, ids, n_ctx=args.n_ctx, device=torch.device("cpu")))
+        print(f"{name} perplexity (n_ctx {args.n_ctx}, {len(text)} chars, {len(ids)} tokens): {ppl[name][1]:.4f}")
     np.save(args.out.with_suffix(".npy"), np.stack(last_logits))
     args.out.write_text(json.dumps({"source": "tools/train_default_model/export_reference.py",
-                                    "n_ctx": args.n_ctx, "held_out_tokens": int(len(held_ids)),
-                                    "held_out_ppl": ppl, "cases": cases}, indent=1) + "\n")
+                                    "n_ctx": args.n_ctx,
+                                    "held_out_tokens": ppl["held_out"][0], "held_out_ppl": ppl["held_out"][1],
+                                    "sample_tokens": ppl["held_out_sample"][0],
+                                    "sample_ppl": ppl["held_out_sample"][1], "cases": cases}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -48,11 +48,12 @@ class Config:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
-    def hf_config(self) -> dict:
-        """config.json as transformers' BitNetConfig writes it."""
+    def hf_config(self, name: str) -> dict:
+        """config.json as transformers' BitNetConfig writes it; name becomes
+        the GGUF's general.name."""
         d = asdict(self)
         d.update(
-            _name_or_path="bitnet-kjv",  # becomes the GGUF's general.name
+            _name_or_path=name,
             architectures=["BitNetForCausalLM"],
             model_type="bitnet",
             hidden_act="relu2",

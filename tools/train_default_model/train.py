@@ -182,7 +182,7 @@ def main() -> None:
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("rope_")}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(cfg.hf_config(), indent=2) + "\n")
+    (out / "config.json").write_text(json.dumps(cfg.hf_config(f"bitnet-{args.corpus}"), indent=2) + "\n")
     info = {
         "settings": vars(args) | {"out_dir": str(out)},
         "config": asdict(cfg),
