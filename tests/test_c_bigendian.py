@@ -13,7 +13,7 @@ big-endian machine, emulated:
 2. bindings_c/examples/generate_ids.c and a small program that tries every entry point that
    opens a GGUF (bitnet_model_load with and without mmap, bitnet_model_load_from_memory,
    bitnet_tokenizer_load, the simple API's bitnet_load_model), linked statically against those
-   objects, run under qemu-s390x on the default model (bitnet-kjv-i2_s.gguf): each must exit 1
+   objects, run under qemu-s390x on the default model (bitnet-english-i2_s.gguf): each must exit 1
    (an error, not a crash or a signal) with status "unsupported" and the message above from
    bitnet_last_error().
 
@@ -42,7 +42,7 @@ from c_build import DEFINES, INCLUDES, engine_sources, find_tool, require_tools,
 
 ROOT = Path(__file__).resolve().parents[1]
 CFLAGS = ["-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", *DEFINES, *INCLUDES, "-pthread"]
-MODEL = ROOT / "bindings_py" / "bitnet" / "models" / "bitnet-kjv-i2_s.gguf"
+MODEL = ROOT / "bindings_py" / "bitnet" / "models" / "bitnet-english-i2_s.gguf"
 MESSAGE = "big-endian hosts are not supported"
 RUN_TIMEOUT_S = 120
 JOBS = min(2, os.cpu_count() or 1)

@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = ROOT / "bindings_c" / "include" / "bitnet.h"
 VERSION = re.search(r'#define BITNET_VERSION_STRING "([^"]+)"', HEADER.read_text()).group(1)
-MODEL_FILE = "bitnet-kjv-i2_s.gguf"
+MODEL_FILE = "bitnet-english-i2_s.gguf"
 SOURCE_MODEL = ROOT / "bindings_py" / "bitnet" / "models" / MODEL_FILE
 STRICT = os.environ.get("BITNET_CI") == "1"  # .ci/run: missing tools fail instead of skipping
 EXE = "bitnet-cli.exe" if sys.platform == "win32" else "bitnet-cli"

@@ -754,7 +754,7 @@ def test_wheel_builds_from_the_build_context(tmp_path):
     (wheel,) = (tmp_path / "wheels").glob("libbitnet-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(re.fullmatch(r"bitnet/_bitnet\..*(so|pyd)", n) for n in names), "no compiled engine in the wheel"
-    assert "bitnet/models/bitnet-kjv-i2_s.gguf" in names, "the default model the CMD serves is not in the wheel"
+    assert "bitnet/models/bitnet-english-i2_s.gguf" in names, "the default model the CMD serves is not in the wheel"
 
 
 # ---- the README's commands -----------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_an_exception_in_the_callback_cancels_the_load_and_propagates() -> None:
 def test_progress_true_draws_a_bar_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     with bitnet.Model(use_mmap=False, progress=True):
         pass
-    assert "loading bitnet-kjv-i2_s.gguf" in capsys.readouterr().err
+    assert "loading bitnet-english-i2_s.gguf" in capsys.readouterr().err
 
 
 def test_progress_must_be_a_flag_or_a_callable() -> None:

@@ -252,12 +252,12 @@ def test_zip_contents(release):
             "bin/bitnet-cli.exe", "bin/libbitnet.dll", "include/bitnet.h", "lib/libbitnet.dll.a", "lib/libbitnet.a",
             "lib/pkgconfig/bitnet.pc", "lib/cmake/bitnet/bitnetConfig.cmake",
             "lib/cmake/bitnet/bitnetConfigVersion.cmake", "lib/cmake/bitnet/bitnetTargets.cmake",
-            "lib/cmake/bitnet/bitnetTargets-release.cmake", "share/bitnet/bitnet-kjv-i2_s.gguf",
+            "lib/cmake/bitnet/bitnetTargets-release.cmake", "share/bitnet/bitnet-english-i2_s.gguf",
             "share/man/man1/bitnet-cli.1", "LICENSE.txt", "README.txt")}
         assert len({i.date_time for i in infos}) == 1
         assert zf.read(f"{TOP}/include/bitnet.h") == HEADER.read_bytes()
-        model = ROOT / "bindings_py" / "bitnet" / "models" / "bitnet-kjv-i2_s.gguf"
-        assert zf.read(f"{TOP}/share/bitnet/bitnet-kjv-i2_s.gguf") == model.read_bytes()
+        model = ROOT / "bindings_py" / "bitnet" / "models" / "bitnet-english-i2_s.gguf"
+        assert zf.read(f"{TOP}/share/bitnet/bitnet-english-i2_s.gguf") == model.read_bytes()
         assert "prefix=${pcfiledir}/../..\n" in zf.read(f"{TOP}/lib/pkgconfig/bitnet.pc").decode()
         for name in ("bin/bitnet-cli.exe", "bin/libbitnet.dll"):
             assert zf.read(f"{TOP}/{name}")[:2] == b"MZ"
@@ -306,4 +306,4 @@ def test_default_model_missing_is_reported(unzipped, wineprefix, tmp_path):
     wine = windows_zip.Wine(wineprefix)
     with pytest.raises(ReleaseError, match=r"exited 1\n.*no default model found") as info:
         wine.run(bare / "bitnet-cli.exe", ["-p", PROMPT, "-n", "4"], cwd=tmp_path)
-    assert "share\\bitnet\\bitnet-kjv-i2_s.gguf" in str(info.value)
+    assert "share\\bitnet\\bitnet-english-i2_s.gguf" in str(info.value)

@@ -49,7 +49,7 @@ def test_source_archive_is_reproducible_and_holds_the_c_build(tmp_path):
         names = set(tar.getnames())
     top = f"bitnet-{VERSION}/"
     for needed in ("CMakeLists.txt", "LICENSE", "bindings_c/include/bitnet.h", "core_c",
-                   "bindings_py/bitnet/models/bitnet-kjv-i2_s.gguf"):
+                   "bindings_py/bitnet/models/bitnet-english-i2_s.gguf"):
         assert any(n == top + needed or n.startswith(top + needed + "/") for n in names), needed
     assert not any(n.startswith(top + "tests/") for n in names), "the C release carries no test data"
 

@@ -44,7 +44,7 @@ def test_bundle_holds_the_three_builds_the_js_api_and_the_default_model(bundle):
     assert names == {f"{TOP}/{n}" for n in (
         "libbitnet.mjs", "libbitnet.wasm", "libbitnet-scalar.mjs", "libbitnet-scalar.wasm",
         "libbitnet-mt.mjs", "libbitnet-mt.wasm", "libbitnet-mt.worker.js", "bitnet.js",
-        "models/bitnet-kjv-i2_s.gguf", "README.md", "LICENSE")}
+        "models/bitnet-english-i2_s.gguf", "README.md", "LICENSE")}
 
 
 def test_summary_names_the_node_checks(bundle):

@@ -37,7 +37,7 @@ from reference import CACHE_DIR, checks, golden
 ROOT = Path(__file__).resolve().parents[1]
 STRICT = os.environ.get("BITNET_CI") == "1"
 WEB_OUT = CACHE_DIR / "web"
-DEFAULT_MODEL = ROOT / "bindings_py" / "bitnet" / "models" / "bitnet-kjv-i2_s.gguf"
+DEFAULT_MODEL = ROOT / "bindings_py" / "bitnet" / "models" / "bitnet-english-i2_s.gguf"
 VOCABS = {"llama-bpe": ROOT / "tests" / "data" / "tokenizer" / "ggml-vocab-llama-bpe.gguf",
           "llama-spm": ROOT / "tests" / "data" / "tokenizer" / "ggml-vocab-llama-spm.gguf"}
 # Small enough for node in a few seconds on the scalar build. The ik cases'

@@ -10,7 +10,7 @@ Next to the engine (libbitnet*.mjs/.wasm, bitnet.js) it writes:
   (web/bitnet_pyodide.mjs);
 - ``pyodide/``: the Pyodide runtime from the npm package (``npm ci --prefix web``);
   served by us, no CDN;
-- ``models/bitnet-kjv-i2_s.gguf``: the embedded default model;
+- ``models/bitnet-english-i2_s.gguf``: the embedded default model;
 - the page: web/demo/* and web/bitnet_pyodide.mjs, and ``site.json`` naming
   the wheel and the model for it.
 
@@ -33,7 +33,7 @@ PACKAGE = ROOT / "bindings_py" / "bitnet"
 PYODIDE = WEB / "node_modules" / "pyodide"
 PYODIDE_FILES = ["pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
                  "pyodide-lock.json", "package.json"]
-DEFAULT_MODEL = PACKAGE / "models" / "bitnet-kjv-i2_s.gguf"
+DEFAULT_MODEL = PACKAGE / "models" / "bitnet-english-i2_s.gguf"
 DIST_NAME = "libbitnet_web"
 EXCLUDE = {"_ffi_build.py"}
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)

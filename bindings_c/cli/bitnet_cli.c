@@ -59,7 +59,7 @@
 /* The default model's file name, looked for in <prefix>/share/bitnet/.
  * CMake passes the same name it installs. */
 #ifndef BITNET_DEFAULT_MODEL_FILE
-#  define BITNET_DEFAULT_MODEL_FILE "bitnet-kjv-i2_s.gguf"
+#  define BITNET_DEFAULT_MODEL_FILE "bitnet-english-i2_s.gguf"
 #endif
 
 #if defined(_WIN32)

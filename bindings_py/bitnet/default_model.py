@@ -2,10 +2,11 @@
 
 ``bitnet.Model()`` with no path, ``bitnet run "Once upon a time"`` with no
 model and the web demo all load it, so the engine runs offline with nothing
-to download. It was trained from scratch for this project on the King James
-Bible (tools/train_default_model/, whose README records the run) and
-converted to I2_S with ``bitnet convert``: expect scripture-flavoured English,
-not an assistant.
+to download. It was trained from scratch for this project on public-domain
+English (the King James Bible, State of the Union addresses, Shakespeare,
+Austen, ...; tools/train_default_model/, whose README records the run) and
+converted to I2_S with ``bitnet convert``: expect grammatical English with no
+knowledge behind it, not an assistant.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_MODEL_FILE = "bitnet-kjv-i2_s.gguf"
+DEFAULT_MODEL_FILE = "bitnet-english-i2_s.gguf"
 
 # Set to a GGUF path to make it the default instead (e.g. a bigger model).
 ENV_VAR = "BITNET_DEFAULT_MODEL"

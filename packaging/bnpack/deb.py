@@ -29,7 +29,7 @@ from .common import REPO, Artifact, ReleaseError, log, require_tool, run, versio
 
 DEBIAN_TEMPLATE = REPO / "packaging" / "debian"
 PACKAGES = ("libbitnet0", "libbitnet-dev", "bitnet-cli")
-DEFAULT_MODEL = "/usr/share/bitnet/bitnet-kjv-i2_s.gguf"
+DEFAULT_MODEL = "/usr/share/bitnet/bitnet-english-i2_s.gguf"
 
 # (program, Debian package that provides it)
 TOOLS = (

@@ -54,7 +54,7 @@ from .pytools import module_cmd
 SNAP_DIR = REPO / "snap"
 SNAPCRAFT_YAML = SNAP_DIR / "snapcraft.yaml"
 SCHEMA = SNAP_DIR / "schema" / "snapcraft.json"
-DEFAULT_MODEL = REPO / "bindings_py" / "bitnet" / "models" / "bitnet-kjv-i2_s.gguf"
+DEFAULT_MODEL = REPO / "bindings_py" / "bitnet" / "models" / "bitnet-english-i2_s.gguf"
 
 # (program, Debian package that provides it)
 TOOLS = (
@@ -362,7 +362,7 @@ def check_cli(root: Path, ver: str, expected: str, where: str) -> str:
 # ---- the .snap ---------------------------------------------------------------------------------
 
 def expected_files(triplet: str, ver: str) -> set[str]:
-    return {"meta/snap.yaml", "usr/bin/bitnet-cli", "usr/share/bitnet/bitnet-kjv-i2_s.gguf",
+    return {"meta/snap.yaml", "usr/bin/bitnet-cli", "usr/share/bitnet/bitnet-english-i2_s.gguf",
             f"usr/lib/{triplet}/libbitnet.so.0", f"usr/lib/{triplet}/libbitnet.so.{ver}"}
 
 

@@ -21,7 +21,7 @@ from .common import REPO, Artifact, ReleaseError, log, require_tool, version
 from .usage_check import PROMPT, N_TOKENS, reference_text
 
 WEB = REPO / "web"
-DEFAULT_MODEL = REPO / "bindings_py" / "bitnet" / "models" / "bitnet-kjv-i2_s.gguf"
+DEFAULT_MODEL = REPO / "bindings_py" / "bitnet" / "models" / "bitnet-english-i2_s.gguf"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip entries carry no clock time: the bytes depend on the files
 
 

@@ -10,7 +10,7 @@ into a staging prefix under the zip's top folder ``bitnet-VERSION-windows-x86_64
     include/bitnet.h
     lib/libbitnet.dll.a (import library)  lib/libbitnet.a (static)
     lib/pkgconfig/bitnet.pc (relocatable: prefix=${pcfiledir}/../..)  lib/cmake/bitnet/*.cmake
-    share/bitnet/bitnet-kjv-i2_s.gguf (the default model bitnet-cli finds at bin/../share/bitnet)
+    share/bitnet/bitnet-english-i2_s.gguf (the default model bitnet-cli finds at bin/../share/bitnet)
     share/man/man1/bitnet-cli.1  LICENSE.txt  README.txt
 
 The zip is reproducible: sorted entries, one fixed date (the source archive's, also the PE time
@@ -47,7 +47,7 @@ from .usage_check import PROMPT, USE_C
 
 TRIPLET = "x86_64-w64-mingw32"
 TOOLCHAIN = "cmake/toolchains/mingw-w64-x86_64.cmake"
-MODEL = "bitnet-kjv-i2_s.gguf"
+MODEL = "bitnet-english-i2_s.gguf"
 CLI_ARGS = ["-p", PROMPT, "-n", "16", "--temp", "0"]
 
 # (program, Debian package that provides it)

@@ -9,7 +9,7 @@
 #   default     the release's source archive bitnet-VERSION.tar.gz, built with CMake and a C
 #               compiler (needs cmake >= 3.16 and cc/gcc/clang) and installed into PREFIX
 #               (default: $HOME/.local): bin/bitnet-cli, lib/libbitnet.*, include/bitnet.h,
-#               lib/pkgconfig/bitnet.pc, lib/cmake/bitnet/, share/bitnet/bitnet-kjv-i2_s.gguf
+#               lib/pkgconfig/bitnet.pc, lib/cmake/bitnet/, share/bitnet/bitnet-english-i2_s.gguf
 #               (the default model bitnet-cli finds by itself) and the man page. Works on any
 #               Linux or macOS with a compiler, whatever its distribution or libc.
 #   --python    the release's Python wheel (libbitnet-VERSION-cp39-abi3-PLATFORM.whl) with pip:

@@ -73,7 +73,7 @@ try {
   // A GGUF picked with the file input: streamed into wasm memory, progress to 1, same text.
   await page.check("input[name=mode][value=complete]");
   await page.setInputFiles("#file", spec.model);
-  await page.waitForFunction(() => /Loaded bitnet-kjv/.test(document.querySelector("#status").textContent), null, { timeout: 30000 });
+  await page.waitForFunction(() => /Loaded bitnet-english/.test(document.querySelector("#status").textContent), null, { timeout: 30000 });
   const progress = await page.evaluate(() => document.querySelector("#progress").value);
   const picked = await page.evaluate(({ p, n }) => window.bitnetDemo.generate(p, { maxTokens: n, temperature: 0 }),
     { p: spec.prompt, n: spec.max_tokens });
