@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,7 +137,7 @@ def compute_perplexity(
     return PerplexityResult(math.exp(mean), n_ctx, n_chunks, len(tokens), n_scored, mean, scored_bytes, bpb)
 
 
-def _piece_lengths(handle: Any) -> Any:
+def _piece_lengths(handle: Any) -> Callable[[int], int]:
     """token id -> bytes of its text (0 for control tokens), memoized."""
     lengths: dict[int, int] = {}
 
