@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
