@@ -24,7 +24,7 @@ const bytes = fs.readFileSync(modelPath);
 t.check(throws(() => bn.loadModel(bytes, { kernel: "avx2" }), /cannot run|unknown/), "a kernel this build cannot run is an error");
 
 const m = bn.loadModel(bytes);
-t.check(m.arch === "bitnet-b1.58" && m.nVocab === 4096 && m.nLayer === 6 && m.nEmbd === 256, "model info getters", `${m.arch} ${m.nVocab} ${m.nLayer}`);
+t.check(m.arch === "bitnet-b1.58" && m.nVocab === 8192 && m.nLayer === 8 && m.nEmbd === 512, "model info getters", `${m.arch} ${m.nVocab} ${m.nLayer}`);
 const ids = m.tokenize("And God said");
 t.check(ids[0] === m.bos && m.detokenize(ids.slice(1)) === "And God said", "tokenize adds BOS; detokenize inverts", JSON.stringify(ids));
 t.check(eq(m.tokenize("And God said", { addBos: false }), ids.slice(1)), "tokenize({addBos: false})");
