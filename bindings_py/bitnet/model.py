@@ -28,7 +28,7 @@ from ._sampling import Sampling
 from ._text import TextAssembler, normalize_stop
 from ._open import ModelAndContext
 from ._progress import ProgressArg
-from .tokenizer import detokenize_handle, token_to_piece_handle, tokenize_handle
+from .tokenizer import detokenize_handle, text_pieces, token_to_piece_handle, tokenize_handle
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -193,19 +193,9 @@ class Model(ModelAndContext):
         handle = self._tokenizer()
         sampler = sampling.make_sampler()
         ends = set() if sampling.ignore_eos else {self.eos_id, self.eot_id} - {-1}
-        pieces: dict[int, bytes] = {}
-
-        def piece(token: int) -> bytes:
-            # Control tokens (BOS, EOS, <|eot_id|>, ...) add no text, as in
-            # llama.cpp's output unless asked for special tokens.
-            if token not in pieces:
-                control = lib.bitnet_token_type_of(handle, token) == lib.BITNET_TOKEN_CONTROL
-                pieces[token] = b"" if control else token_to_piece_handle(handle, token)
-            return pieces[token]
-
         # Pieces, not detokenize(): a continuation keeps the space SentencePiece
         # writes as its leading "\u2581" (detokenize strips it at the start of a text).
-        assembler = TextAssembler(piece, normalize_stop(stop), ends)
+        assembler = TextAssembler(text_pieces(handle), normalize_stop(stop), ends)
 
         def run(on_token: Any) -> None:
             self._live()

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._lib import check, ffi, lib
-from .tokenizer import token_to_piece_handle, tokenize_handle
+from .tokenizer import text_pieces, tokenize_handle
 
 if TYPE_CHECKING:
     from .model import Model
@@ -114,7 +113,7 @@ def compute_perplexity(
     first = n_ctx // 2
     bos = int(lib.bitnet_tokenizer_bos(handle))
     bar = _progress_bar(n_chunks) if progress else None
-    piece_bytes = _piece_lengths(handle)
+    piece = text_pieces(handle)
     nll = 0.0
     n_scored = 0
     scored_bytes = 0
@@ -125,7 +124,7 @@ def compute_perplexity(
                 chunk[0] = bos
             nll += _chunk_nll(model, chunk, first)
             n_scored += n_ctx - 1 - first
-            scored_bytes += sum(piece_bytes(int(t)) for t in chunk[first + 1 :])
+            scored_bytes += sum(len(piece(int(t))) for t in chunk[first + 1 :])
             if bar is not None:
                 bar.set_postfix_str(f"ppl {math.exp(nll / n_scored):.4f}", refresh=False)
                 bar.update(1)
@@ -135,19 +134,6 @@ def compute_perplexity(
     mean = nll / n_scored
     bpb = nll / math.log(2) / scored_bytes if scored_bytes else math.inf
     return PerplexityResult(math.exp(mean), n_ctx, n_chunks, len(tokens), n_scored, mean, scored_bytes, bpb)
-
-
-def _piece_lengths(handle: Any) -> Callable[[int], int]:
-    """token id -> bytes of its text (0 for control tokens), memoized."""
-    lengths: dict[int, int] = {}
-
-    def length(token: int) -> int:
-        if token not in lengths:
-            control = lib.bitnet_token_type_of(handle, token) == lib.BITNET_TOKEN_CONTROL
-            lengths[token] = 0 if control else len(token_to_piece_handle(handle, token))
-        return lengths[token]
-
-    return length
 
 
 def _progress_bar(total: int) -> Any:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import codecs
 import errno
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Union
 
 from ._errors import BitNetError
@@ -84,6 +84,22 @@ def detokenize_bytes_handle(handle: Any, ids: Sequence[int] | Iterable[int]) -> 
 def detokenize_handle(handle: Any, ids: Sequence[int] | Iterable[int]) -> str:
     """The text of ids (invalid UTF-8, e.g. half a character, becomes U+FFFD)."""
     return detokenize_bytes_handle(handle, ids).decode("utf-8", errors="replace")
+
+
+def text_pieces(handle: Any) -> Callable[[int], bytes]:
+    """token id -> the bytes it adds to generated text, memoized. Control
+    tokens (BOS, EOS, <|eot_id|>, ...) add none, as in llama.cpp's output
+    unless asked for special tokens; other tokens give their piece, which
+    keeps the space SentencePiece writes as its leading "\u2581"."""
+    pieces: dict[int, bytes] = {}
+
+    def piece(token: int) -> bytes:
+        if token not in pieces:
+            control = lib.bitnet_token_type_of(handle, token) == lib.BITNET_TOKEN_CONTROL
+            pieces[token] = b"" if control else token_to_piece_handle(handle, token)
+        return pieces[token]
+
+    return piece
 
 
 def token_to_piece_handle(handle: Any, token: int) -> bytes:

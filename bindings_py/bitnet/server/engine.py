@@ -39,7 +39,7 @@ from .._sampling import Sampling
 from .._text import TextAssembler
 from ..batch import BatchContext
 from ..model import Model
-from ..tokenizer import token_to_piece_handle
+from ..tokenizer import text_pieces, token_to_piece_handle
 from .metrics import ServerMetrics
 
 
@@ -188,7 +188,7 @@ class Engine:
         self._tpot = self.metrics.model_time_per_output_token.labels(*labels)
         self.metrics.slots.inc(n_slots)
         self._ends = {self.model.eos_id, self.model.eot_id} - {-1}
-        self._pieces: dict[int, bytes] = {}  # engine thread only
+        self._piece = text_pieces(self._tokenizer)  # engine thread only
         self._token_out = ffi.new("int32_t *")
         self._slots: list[_Slot | None] = [None] * n_slots
         self._waiting: deque[Request] = deque()
@@ -294,13 +294,6 @@ class Engine:
     def token_bytes(self, token: int) -> bytes:
         """A token's bytes, control tokens' names included (for logprobs; any thread)."""
         return token_to_piece_handle(self._tokenizer, token)
-
-    def _piece(self, token: int) -> bytes:
-        # Control tokens (BOS, EOS, <|eot_id|>) add no text, as in Model.stream.
-        if token not in self._pieces:
-            control = lib.bitnet_token_type_of(self._tokenizer, token) == lib.BITNET_TOKEN_CONTROL
-            self._pieces[token] = b"" if control else token_to_piece_handle(self._tokenizer, token)
-        return self._pieces[token]
 
     def _step(self) -> None:
         """One forward pass over every busy slot, then one sampled token each."""
